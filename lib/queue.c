@@ -1,0 +1,159 @@
+/*
+ * queue.c: putting tasks in line and reading the line.
+ *
+ *   np:{P}:queue       LIST  task ids; LPUSH in, taken from the right: FIFO
+ *   np:{P}:iq:<inst>   LIST  tasks that must run on one scanner
+ *   np:{P}:wake        LIST  a token per push, so idle workers BLPOP it
+ *   np:{P}:dlq         ZSET  dead tasks -> time of death
+ *   np:{P}:durations   LIST  seconds of the pool's recent finished scans
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "np.h"
+
+/* KEYS: list, wake. ARGV: task id. Returns the list's length. */
+static const char push_lua[] =
+"local n = redis.call('LPUSH', KEYS[1], ARGV[1])\n"
+"redis.call('LPUSH', KEYS[2], '1')\n"
+"redis.call('LTRIM', KEYS[2], 0, 63)\n"
+"return n\n";
+
+/*
+ * Appends the queueing of a task (its record must already be written:
+ * the record first, then the schedule) and its index update to the
+ * pipeline. Returns the number of replies owed to np_queue_collect.
+ */
+int
+np_queue_append(redisContext *c, const np_config *cfg, json_t *task)
+{
+	const char *pool = np_json_str(task, "scanner_pool");
+	const char *inst = np_json_str(task, "scanner_instance");
+	bool pinned = json_is_true(json_object_get(task, "targeted_instance"));
+	char list[NP_KEYMAX], wake[NP_KEYMAX];
+	const char *argv[6];
+
+	if (pinned && inst)
+		np_key_inst(list, cfg, pool, "iq", inst);
+	else
+		np_key_pool(list, cfg, pool, "queue");
+	np_key_pool(wake, cfg, pool, "wake");
+	argv[0] = "EVAL";
+	argv[1] = push_lua;
+	argv[2] = "2";
+	argv[3] = list;
+	argv[4] = wake;
+	argv[5] = np_json_str(task, "task_id");
+	redisAppendCommandArgv(c, 6, argv, NULL);
+	return 1 + np_index_append(c, cfg, task);
+}
+
+/* Reads what np_queue_append owes; *position is the place in line, 1 = next. */
+int
+np_queue_collect(redisContext *c, json_t *task, int owed, long *position,
+    np_error *err)
+{
+	np_error ierr = { 0 };
+	redisReply *r;
+	int rc;
+
+	if (redisGetReply(c, (void **)&r) != REDIS_OK)
+		r = NULL;
+	if ((rc = np_redis_reply_error(c, r, err)) == 0)
+		*position = (long)r->integer;
+	if (r == NULL)
+		return rc;
+	freeReplyObject(r);
+	/* Once queued, the task stands: the index only narrows searches,
+	 * and a lagging index is re-checked against the record anyway. */
+	if (np_replies(c, owed - 1, &ierr) != 0) {
+		if (rc == 0)
+			np_warn("task %s: queued, but the task index was not "
+			    "updated: %s", np_json_str(task, "task_id"), ierr.msg);
+		else if (ierr.code == NP_ETEMP && c->err)
+			rc = np_seterr(err, NP_ETEMP, "%s", ierr.msg);
+	}
+	return rc;
+}
+
+int
+np_queue_push(redisContext *c, const np_config *cfg, json_t *task,
+    long *position, np_error *err)
+{
+	return np_queue_collect(c, task, np_queue_append(c, cfg, task),
+	    position, err);
+}
+
+/*
+ * The pool's queue figures; capacity and active count the enabled
+ * scanners, or only the scanner 'only' when it is given.
+ */
+int
+np_queue_stats_get(redisContext *c, const np_config *cfg, const np_pool *p,
+    const np_scanner *only, np_queue_stats *st, np_error *err)
+{
+	char k[4][NP_KEYMAX];
+	redisReply *r[4] = { 0 };
+	np_pool_view v;
+	size_t i;
+	int rc = 0;
+
+	memset(st, 0, sizeof(*st));
+	np_key_pool(k[0], cfg, p->name, "queue");
+	np_key_pool(k[1], cfg, p->name, "dlq");
+	np_key_pool(k[2], cfg, p->name, "claims");
+	np_key_pool(k[3], cfg, p->name, "durations");
+	redisAppendCommand(c, "LLEN %s", k[0]);
+	redisAppendCommand(c, "ZCARD %s", k[1]);
+	redisAppendCommand(c, "ZCARD %s", k[2]);
+	redisAppendCommand(c, "LRANGE %s 0 99", k[3]);
+	for (i = 0; i < 4; i++) {
+		if (redisGetReply(c, (void **)&r[i]) != REDIS_OK)
+			r[i] = NULL;
+		if (rc == 0)
+			rc = np_redis_reply_error(c, r[i], err);
+		if (r[i] == NULL)
+			break;
+	}
+	if (rc == 0) {
+		st->depth = (long)r[0]->integer;
+		st->dlq = (long)r[1]->integer;
+		st->processing = (long)r[2]->integer;
+		for (i = 0; i < r[3]->elements; i++)
+			st->mean_seconds += atof(r[3]->element[i]->str);
+		st->mean_seconds = r[3]->elements ?
+		    st->mean_seconds / (double)r[3]->elements :
+		    (double)cfg->s.default_scan_seconds / 1000.0;
+	}
+	for (i = 0; i < 4; i++)
+		if (r[i])
+			freeReplyObject(r[i]);
+	if (rc)
+		return rc;
+	if ((rc = np_lease_view(c, cfg, p, &v, err)) != 0)
+		return rc;
+	for (i = 0; i < v.n; i++) {
+		if (!v.v[i].scanner->enabled || (only && v.v[i].scanner != only))
+			continue;
+		st->capacity += v.v[i].scanner->max_concurrent_scans;
+		st->active += v.v[i].active;
+	}
+	np_pool_view_free(&v);
+	return 0;
+}
+
+/*
+ * Seconds until a task at this place in line starts, documented in
+ * np-enqueue(1): every full round of the pool's capacity ahead of it
+ * costs one mean scan duration. -1 when the pool has no capacity.
+ */
+long
+np_estimate_wait(const np_queue_stats *st, long position)
+{
+	long ahead = position > 0 ? position - 1 : 0;
+
+	if (st->capacity <= 0)
+		return -1;
+	return (long)((double)((st->active + ahead) / st->capacity) *
+	    st->mean_seconds + 0.5);
+}
