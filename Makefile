@@ -27,6 +27,9 @@ CMDS := $(sort $(patsubst cmd/%.c,%,$(wildcard cmd/np-*.c)))
 BINS := $(CMDS:%=$(BUILD)/bin/%)
 UNIT_SRC := $(wildcard tests/unit/t_*.c)
 UNITS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# Test drivers: small programs the bats tests run to reach lib/ directly.
+DRIVER_SRC := $(wildcard tests/unit/x_*.c)
+DRIVERS := $(DRIVER_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 all: $(BINS)
 
@@ -49,19 +52,20 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(BUILD)/libnp.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libnp.a $(LDLIBS)
 
-check: all $(UNITS)
+check: all $(UNITS) $(DRIVERS)
 	NP_BIN=$(abspath $(BUILD)/bin) NP_UNIT=$(abspath $(BUILD)/tests) tests/run
 
 lint: all
 	NP_BIN=$(abspath $(BUILD)/bin) tests/run tests/lint.bats
 
-demo:
-	@echo "make demo: the end-to-end demo arrives with the scan path (np-worker, np-scan, fake Nessus); nothing to run yet"
+demo: all
+	NP_BIN=$(abspath $(BUILD)/bin) scripts/demo
 
 install: all
-	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
+	mkdir -p $(DESTDIR)$(BINDIR)
 	for c in $(CMDS); do install -m 0755 $(BUILD)/bin/$$c $(DESTDIR)$(BINDIR)/$$c; done
-	for m in man/*.1; do install -m 0644 $$m $(DESTDIR)$(MANDIR)/man1/; done
+	for m in man/*.[1-8]; do s=$${m##*.}; mkdir -p $(DESTDIR)$(MANDIR)/man$$s; \
+		install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
 
 clean:
 	rm -rf build

@@ -10,6 +10,10 @@
  * taking of its slot happen in one Lua script, so any number of workers
  * on any number of hosts never put more than max_concurrent_scans on a
  * scanner. The same script, read-only, answers np-select.
+ *
+ * A task taken from a scanner's own queue (targeted, or with its Nessus
+ * scan there) is pinned (np:{P}:pinned): if its holder dies, recovery
+ * puts it back on that scanner's queue, never on another scanner.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +21,8 @@
 #include "np.h"
 
 /*
- * KEYS: claims, claimed, lru, queue, then per scanner slots, breaker, iq.
+ * KEYS: claims, claimed, lru, queue, pinned, then per scanner slots,
+ * breaker, iq.
  * ARGV: mode (view|acquire|take), now, deadline, task, wanted instance,
  * n, then per scanner instance, max, enabled.
  * Returns { chosen (0-based or -1), task, then per scanner active,
@@ -29,7 +34,7 @@ static const char pick_lua[] =
 "local task, want, n = ARGV[4], ARGV[5], tonumber(ARGV[6])\n"
 "local st = {}\n"
 "for i = 0, n - 1 do\n"
-"  local slots, bk = KEYS[5 + 3 * i], KEYS[6 + 3 * i]\n"
+"  local slots, bk = KEYS[6 + 3 * i], KEYS[7 + 3 * i]\n"
 "  if mode ~= 'view' then redis.call('ZREMRANGEBYSCORE', slots, '-inf', now) end\n"
 "  local s = { inst = ARGV[7 + 3 * i], max = tonumber(ARGV[8 + 3 * i]),\n"
 "    en = ARGV[9 + 3 * i] == '1', state = 0, ok = true }\n"
@@ -58,23 +63,25 @@ static const char pick_lua[] =
 "  if x.lp ~= y.lp then return x.lp < y.lp end\n"
 "  return a < b\n"
 "end)\n"
-"local chosen, id = -1, task\n"
+"local chosen, id, pinned = -1, task, false\n"
 "if mode == 'take' then\n"
 "  id = ''\n"
 "  for _, i in ipairs(order) do\n"
-"    local t = redis.call('RPOP', KEYS[7 + 3 * (i - 1)])\n"
-"    if not t and want == '' then t = redis.call('RPOP', KEYS[4]) end\n"
+"    local t = redis.call('RPOP', KEYS[8 + 3 * (i - 1)])\n"
+"    if t then pinned = true\n"
+"    elseif want == '' then t = redis.call('RPOP', KEYS[4]) end\n"
 "    if t then chosen, id = i, t break end\n"
 "  end\n"
 "elseif #order > 0 then chosen = order[1] end\n"
 "if chosen > 0 and mode ~= 'view' then\n"
 "  local s = st[chosen]\n"
-"  redis.call('ZADD', KEYS[5 + 3 * (chosen - 1)], deadline, id)\n"
+"  redis.call('ZADD', KEYS[6 + 3 * (chosen - 1)], deadline, id)\n"
 "  redis.call('ZADD', KEYS[1], deadline, id)\n"
 "  redis.call('HSET', KEYS[2], id, s.inst)\n"
 "  redis.call('HSET', KEYS[3], s.inst, now)\n"
+"  if pinned then redis.call('SADD', KEYS[5], id) end\n"
 "  if s.state == 2 then\n"
-"    redis.call('HSET', KEYS[6 + 3 * (chosen - 1)], 'probe_until', deadline, 'probe', id)\n"
+"    redis.call('HSET', KEYS[7 + 3 * (chosen - 1)], 'probe_until', deadline, 'probe', id)\n"
 "  end\n"
 "  s.active = s.active + 1\n"
 "  s.lp = now\n"
@@ -162,9 +169,9 @@ pick(redisContext *c, const np_config *cfg, const np_pool *p,
     const char *mode, const char *task, const char *want, np_pool_view *out,
     np_error *err)
 {
-	size_t n = p->nscanners, i, nargs = 4 + 3 * n + 6 + 3 * n;
+	size_t n = p->nscanners, i, nkeys = 5 + 3 * n, nargs = nkeys + 6 + 3 * n;
 	const char **argv = np_xcalloc(nargs, sizeof(*argv));
-	char (*keys)[NP_KEYMAX] = np_xcalloc(4 + 3 * n, NP_KEYMAX);
+	char (*keys)[NP_KEYMAX] = np_xcalloc(nkeys, NP_KEYMAX);
 	char (*nums)[24] = np_xcalloc(3 + 2 * n, 24);
 	int64_t now = np_now_ms();
 	redisReply *r;
@@ -176,13 +183,14 @@ pick(redisContext *c, const np_config *cfg, const np_pool *p,
 	np_key_pool(keys[1], cfg, p->name, "claimed");
 	np_key_pool(keys[2], cfg, p->name, "lru");
 	np_key_pool(keys[3], cfg, p->name, "queue");
+	np_key_pool(keys[4], cfg, p->name, "pinned");
 	for (i = 0; i < n; i++) {
 		const char *id = p->scanners[i].instance_id;
-		np_key_inst(keys[4 + 3 * i], cfg, p->name, "slots", id);
-		np_key_inst(keys[5 + 3 * i], cfg, p->name, "breaker", id);
-		np_key_inst(keys[6 + 3 * i], cfg, p->name, "iq", id);
+		np_key_inst(keys[5 + 3 * i], cfg, p->name, "slots", id);
+		np_key_inst(keys[6 + 3 * i], cfg, p->name, "breaker", id);
+		np_key_inst(keys[7 + 3 * i], cfg, p->name, "iq", id);
 	}
-	for (i = 0; i < 4 + 3 * n; i++)
+	for (i = 0; i < nkeys; i++)
 		argv[a++] = keys[i];
 	snprintf(nums[0], 24, "%lld", (long long)now);
 	snprintf(nums[1], 24, "%lld", (long long)(now + cfg->s.lease_ttl));
@@ -201,7 +209,7 @@ pick(redisContext *c, const np_config *cfg, const np_pool *p,
 		argv[a++] = nums[3 + 2 * i];
 		argv[a++] = nums[4 + 2 * i];
 	}
-	rc = np_redis_eval(c, pick_lua, (int)(4 + 3 * n), (int)a, argv, &r, err);
+	rc = np_redis_eval(c, pick_lua, (int)nkeys, (int)a, argv, &r, err);
 	free(argv);
 	free(keys);
 	free(nums);

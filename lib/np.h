@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/types.h>
 
@@ -54,6 +55,8 @@ void np_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void np_version_exit(void) __attribute__((noreturn));
 
 /* util.c */
+extern volatile sig_atomic_t np_interrupted;	/* set by signal handlers */
+void np_sleep_ms(int64_t ms);	/* returns early when np_interrupted */
 void *np_xmalloc(size_t n);
 void *np_xcalloc(size_t n, size_t m);
 void *np_xrealloc(void *p, size_t n);
@@ -210,10 +213,12 @@ bool np_state_valid(const char *s);
 bool np_state_terminal(const char *s);
 bool np_state_allowed(const char *from, const char *to);
 int np_task_set_state(json_t *task, const char *to, np_error *err);
+int np_task_to_state(json_t *task, void *to, np_error *err);
 int np_task_write_credentials(const np_config *cfg, const char *id,
     const np_request *r, int flags, np_error *err);
 json_t *np_task_from_request(const np_request *r, const char *id,
     const np_scanner *inst);
+void np_task_history(json_t *task, const char *event, const char *detail);
 
 /* index.c: the task index in Redis that np-status --list reads. */
 char *np_index_line(json_t *task);
@@ -283,6 +288,23 @@ int np_queue_stats_get(redisContext *c, const np_config *cfg,
     const np_pool *p, const np_scanner *only, np_queue_stats *st,
     np_error *err);
 long np_estimate_wait(const np_queue_stats *st, long position);
+int np_task_mark_queued(const np_config *cfg, const char *id,
+    const char *why, int attempts_delta, np_error *err);
+int np_task_requeue(redisContext *c, const np_config *cfg, const char *id,
+    const char *why, int attempts_delta, const char *held, np_error *err);
+
+/* dlq.c: failed tasks and the dead-letter queue. */
+int np_task_fail(redisContext *c, const np_config *cfg, const char *id,
+    const char *state, const char *reason, const char *msg, np_error *err);
+
+/* breaker.c: per-scanner circuit breakers in Redis. */
+int np_breaker_failure(redisContext *c, const np_config *cfg,
+    const char *pool, const char *inst, bool *opened, np_error *err);
+int np_breaker_success(redisContext *c, const np_config *cfg,
+    const char *pool, const char *inst, np_error *err);
+
+/* report.c: streaming reads of .nessus exports. */
+int np_report_check(const char *path, long *hosts, np_error *err);
 
 /* enqueue.c: the whole enqueue step (idempotency, record, queue). */
 typedef struct {
@@ -300,5 +322,40 @@ typedef struct {
 
 int np_enqueue(redisContext *c, const np_config *cfg, np_enqueue_item *v,
     size_t n, bool batch);
+
+/* nessus.c: the Nessus REST client (libcurl). Errors come back as
+ * statuses: 75 transient (after the retries), 78 the scanner refused our
+ * API keys or login, 69 the API is not available (HTTP 412: Nessus
+ * Professional/Essentials with API keys), 66 no such scan or export
+ * (404), 77 forbidden (403), 65 the scanner refused the request (400,
+ * 409) or answered something unreadable. Never logs a secret. */
+typedef struct np_nessus np_nessus;
+typedef struct {
+	char status[32];	/* Nessus's own word: running, completed, ... */
+	int progress;		/* 0..100 over all hosts */
+	char uuid[64];
+} np_scan_status;
+
+np_nessus *np_nessus_open(const np_config *cfg, const np_scanner *s,
+    np_error *err);
+void np_nessus_close(np_nessus *n);
+int np_nessus_server_status(np_nessus *n, char status[32], np_error *err);
+int np_nessus_template(np_nessus *n, const char *name, char uuid[128],
+    np_error *err);
+int np_nessus_create(np_nessus *n, json_t *body, long *scan_id,
+    np_error *err);
+int np_nessus_find(np_nessus *n, const char *name_part, long *scan_id,
+    np_error *err);
+int np_nessus_launch(np_nessus *n, long scan_id, np_error *err);
+int np_nessus_status(np_nessus *n, long scan_id, np_scan_status *st,
+    np_error *err);
+int np_nessus_action(np_nessus *n, long scan_id, const char *what,
+    np_error *err);
+int np_nessus_export(np_nessus *n, long scan_id, long *file, np_error *err);
+int np_nessus_export_status(np_nessus *n, long scan_id, long file,
+    char status[32], np_error *err);
+int np_nessus_download(np_nessus *n, long scan_id, long file,
+    const char *path, np_error *err);
+int np_nessus_delete(np_nessus *n, long scan_id, np_error *err);
 
 #endif

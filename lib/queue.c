@@ -157,3 +157,99 @@ np_estimate_wait(const np_queue_stats *st, long position)
 	return (long)((double)((st->active + ahead) / st->capacity) *
 	    st->mean_seconds + 0.5);
 }
+
+typedef struct {
+	const char *why;
+	int attempts_delta;
+} requeue_arg;
+
+static int
+to_queued(json_t *task, void *arg, np_error *err)
+{
+	const requeue_arg *a = arg;
+	json_int_t n;
+	int rc;
+
+	/* Still queued (its np-scan never started): only the line changes. */
+	if (strcmp(np_json_str(task, "status"), "queued") != 0 &&
+	    (rc = np_task_set_state(task, "queued", err)) != 0)
+		return rc;
+	n = json_integer_value(json_object_get(task, "attempts")) +
+	    a->attempts_delta;
+	json_object_set_new(task, "attempts", json_integer(n < 0 ? 0 : n));
+	np_task_history(task, "requeued", a->why);
+	return 0;
+}
+
+/* The record's half of putting a task back in line. */
+int
+np_task_mark_queued(const np_config *cfg, const char *id, const char *why,
+    int attempts_delta, np_error *err)
+{
+	requeue_arg a = { why, attempts_delta };
+
+	return np_task_update(cfg, id, to_queued, &a, NP_SYNC, err);
+}
+
+/*
+ * KEYS: claims, claimed, slots of the held scanner (or any key when none
+ * is held), pinned, list, wake. ARGV: task, held (0/1). Drops the claim
+ * and slot and queues the task in one step, so it is never in both
+ * places and never in neither.
+ */
+static const char handback_lua[] =
+"if ARGV[2] == '1' then\n"
+"  redis.call('ZREM', KEYS[1], ARGV[1])\n"
+"  redis.call('HDEL', KEYS[2], ARGV[1])\n"
+"  redis.call('ZREM', KEYS[3], ARGV[1])\n"
+"  redis.call('SREM', KEYS[4], ARGV[1])\n"
+"end\n"
+"redis.call('RPUSH', KEYS[5], ARGV[1])\n"
+"redis.call('LPUSH', KEYS[6], '1')\n"
+"redis.call('LTRIM', KEYS[6], 0, 63)\n"
+"return 1\n";
+
+/*
+ * Puts a task back in line, at the front: on its scanner's own queue
+ * when its Nessus scan exists there (so it is reattached, not run
+ * twice), else on the pool queue. The record changes first. held names
+ * the scanner whose slot the caller holds for it (released in the same
+ * step), or NULL.
+ */
+int
+np_task_requeue(redisContext *c, const np_config *cfg, const char *id,
+    const char *why, int attempts_delta, const char *held, np_error *err)
+{
+	char k[6][NP_KEYMAX];
+	const char *argv[8], *pool, *inst;
+	json_t *task;
+	redisReply *r;
+	int rc, i;
+
+	if ((rc = np_task_mark_queued(cfg, id, why, attempts_delta, err)) != 0 ||
+	    (rc = np_task_load(cfg, id, &task, err)) != 0)
+		return rc;
+	pool = np_json_str(task, "scanner_pool");
+	inst = np_json_str(task, "scanner_instance");
+	np_key_pool(k[0], cfg, pool, "claims");
+	np_key_pool(k[1], cfg, pool, "claimed");
+	np_key_inst(k[2], cfg, pool, "slots", held ? held : "-");
+	np_key_pool(k[3], cfg, pool, "pinned");
+	if (inst && (json_integer_value(json_object_get(task,
+	    "nessus_scan_id")) > 0 || json_is_true(json_object_get(task,
+	    "targeted_instance"))))
+		np_key_inst(k[4], cfg, pool, "iq", inst);
+	else
+		np_key_pool(k[4], cfg, pool, "queue");
+	np_key_pool(k[5], cfg, pool, "wake");
+	for (i = 0; i < 6; i++)
+		argv[i] = k[i];
+	argv[6] = id;
+	argv[7] = held ? "1" : "0";
+	if ((rc = np_redis_eval(c, handback_lua, 6, 8, argv, &r, err)) == 0) {
+		freeReplyObject(r);
+		rc = np_index_put(c, cfg, task, err);
+	}
+	json_decref(task);
+	return rc;
+}

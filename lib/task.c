@@ -242,6 +242,13 @@ np_task_set_state(json_t *task, const char *to, np_error *err)
 	return 0;
 }
 
+/* np_task_update's form of np_task_set_state: arg is the new state. */
+int
+np_task_to_state(json_t *task, void *to, np_error *err)
+{
+	return np_task_set_state(task, to, err);
+}
+
 /*
  * Scan credentials wait for np-scan in their own 0600 file, never in
  * task.json; np-scan deletes the file once the Nessus scan holds them.
@@ -324,4 +331,24 @@ np_task_from_request(const np_request *r, const char *id,
 	json_object_set_new(t, "request_hash", json_string(r->hash));
 	json_object_set_new(t, "history", json_array());
 	return t;
+}
+
+/* Appends {at, event, detail} to the task's history, keeping the last 50. */
+void
+np_task_history(json_t *task, const char *event, const char *detail)
+{
+	json_t *h = json_object_get(task, "history"), *e;
+	char ts[32];
+
+	if (!json_is_array(h)) {
+		h = json_array();
+		json_object_set_new(task, "history", h);
+	}
+	np_rfc3339(np_now_ms(), ts);
+	e = json_pack("{s:s,s:s}", "at", ts, "event", event);
+	if (detail)
+		json_object_set_new(e, "detail", json_string(detail));
+	json_array_append_new(h, e);
+	while (json_array_size(h) > 50)
+		json_array_remove(h, 0);
 }

@@ -12,6 +12,24 @@
 
 #include "np.h"
 
+volatile sig_atomic_t np_interrupted;
+
+/* Sleeps in small steps so that a signal (np_interrupted) cuts it short. */
+void
+np_sleep_ms(int64_t ms)
+{
+	int64_t end = np_now_ms() + ms, left;
+	struct timespec ts;
+
+	while (!np_interrupted && (left = end - np_now_ms()) > 0) {
+		if (left > 100)
+			left = 100;
+		ts.tv_sec = 0;
+		ts.tv_nsec = (long)left * 1000000L;
+		nanosleep(&ts, NULL);
+	}
+}
+
 void *
 np_xmalloc(size_t n)
 {

@@ -57,3 +57,79 @@ np_setup() {
 redis_flush() {
 	redis-cli -s "$REDIS_SOCK" flushall > /dev/null
 }
+
+# Scan-path helpers: a fake Nessus per file, configs pointing at it.
+FAKE_DIR=${FAKE_DIR:-}
+
+# fake NAME METHOD PATH [BODY]: talks to a fake's control routes.
+fake() {
+	local url
+	url=$(cat "$FAKE_DIR/$1.url")
+	if [ -n "${4:-}" ]; then
+		curl -sk -X "$2" -H 'Content-Type: application/json' -d "$4" "$url$3"
+	else
+		curl -sk -X "$2" "$url$3"
+	fi
+}
+
+# fake_reset NAME: back to the fake's start config, no scans, no log.
+fake_reset() {
+	fake "$1" POST /__fake/reset '{"all":true}' > /dev/null
+}
+
+# fake_requests NAME [JQ]: the fake's request log, one line per request,
+# each passed through the jq filter.
+fake_requests() {
+	fake "$1" GET /__fake/requests | jq -c ".requests[] | ${2:-.}"
+}
+
+# scan_env: NP_CONFIG and NP_DATA_DIR of this test.
+scan_env() {
+	export NP_DATA_DIR=$BATS_TEST_TMPDIR/data NP_CONFIG=$BATS_TEST_TMPDIR/np.yaml
+	mkdir -p "$NP_DATA_DIR"
+}
+
+# scan_config [EXTRA_SETTINGS] < scanners: a config with fast settings and
+# the pool "nessus" made of the scanners on stdin (YAML list items).
+# It may run in a pipeline's subshell: the paths it writes are fixed, and
+# scan_env (called by setup) exports them.
+scan_config() {
+	scan_env
+	printf 'secretkey\n' > "$BATS_TEST_TMPDIR/api.secret"
+	printf 'nessus\n' > "$BATS_TEST_TMPDIR/user.password"
+	chmod 600 "$BATS_TEST_TMPDIR/api.secret" "$BATS_TEST_TMPDIR/user.password"
+	local extra=${1:-} k
+	{
+		printf 'settings:\n'
+		# Defaults for fast tests; a setting in EXTRA_SETTINGS replaces one.
+		for k in "poll_interval: 100ms" "lease_ttl: 1s" "retry_attempts: 3" \
+			"retry_backoff: 50ms" "request_timeout: 2s" "connect_timeout: 1s" \
+			"breaker_threshold: 3" "breaker_cooldown: 1s" "max_attempts: 2"; do
+			grep -q "^  ${k%%:*}:" <<< "$extra" || printf '  %s\n' "$k"
+		done
+		printf '%s' "$extra"
+		printf 'pools:\n  nessus:\n'
+		sed 's/^/    /'
+	} | np_config "$BATS_TEST_TMPDIR/np.yaml"
+}
+
+# keys_scanner NAME [MAX] [EXTRA]: a YAML scanner item using API keys.
+keys_scanner() {
+	printf -- '- instance_id: %s\n  url: %s\n  ca_file: %s\n' "$1" \
+		"$(cat "$FAKE_DIR/$1.url")" "$FAKE_DIR/tls/cert.pem"
+	printf '  access_key: accesskey\n  secret_key_file: %s\n' \
+		"$BATS_TEST_TMPDIR/api.secret"
+	printf '  max_concurrent_scans: %s\n' "${2:-2}"
+	[ -n "${3:-}" ] && printf '%s\n' "$3"
+	return 0
+}
+
+# drain [ARGS]: runs np-worker --drain, bounded in time.
+drain() {
+	timeout 60 np-worker --drain "$@"
+}
+
+# task FIELD ID: one field of a task record.
+task() {
+	jq -r ".$1" "$NP_DATA_DIR/tasks/$2/task.json"
+}

@@ -43,3 +43,41 @@ redis_stop() {
 	rm -f "$REDIS_DIR/redis.pid"
 	: "$i"
 }
+
+# fake_start NAME DIR [CONFIG_JSON] [http]: starts a fake Nessus named NAME
+# with its files in DIR (HTTPS with a certificate in DIR/tls unless the
+# fourth argument is "http") and writes its base URL to DIR/NAME.url.
+fake_start() {
+	local name=$1 dir=$2 conf=${3:-"{}"} proto=${4:-https} root i
+	root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+	mkdir -p "$dir"
+	if [ "$proto" = https ] && [ ! -s "$dir/tls/cert.pem" ]; then
+		"$root/tests/fake-nessus/mkcert.sh" "$dir/tls" > /dev/null 2>&1 || return 1
+	fi
+	printf '%s\n' "$conf" > "$dir/$name.json"
+	rm -f "$dir/$name.port"
+	local args=(--port 0 --port-file "$dir/$name.port" --config "$dir/$name.json"
+		--log "$dir/$name.log")
+	[ "$proto" = https ] && args+=(--tls --cert "$dir/tls/cert.pem" --key "$dir/tls/key.pem")
+	python3 "$root/tests/fake-nessus/fake_nessus.py" "${args[@]}" \
+		> "$dir/$name.out" 2> "$dir/$name.err" 3>&- &
+	echo $! > "$dir/$name.pid"
+	for i in $(seq 200); do
+		[ -s "$dir/$name.port" ] && break
+		sleep 0.05
+	done
+	[ -s "$dir/$name.port" ] || { cat "$dir/$name.err" >&2; return 1; }
+	echo "$proto://127.0.0.1:$(cat "$dir/$name.port")" > "$dir/$name.url"
+	: "$i"
+}
+
+# fake_stop DIR: stops every fake started in DIR.
+fake_stop() {
+	local f
+	for f in "$1"/*.pid; do
+		[ -f "$f" ] || continue
+		[ "$(basename "$f")" = redis.pid ] && continue
+		kill "$(cat "$f")" 2> /dev/null
+		rm -f "$f"
+	done
+}
