@@ -8,8 +8,8 @@
  * is the truth, the DLQ the list to act on. Reasons are words from one
  * list (np(7)): scanner_unreachable, scanner_error, scanner_auth,
  * api_unavailable, scan_aborted, scan_canceled, scan_paused,
- * scan_deleted, export_failed, download_invalid, credentials_missing,
- * timeout, attempts_exhausted, bad_request.
+ * scan_deleted, export_failed, download_invalid, empty_scan,
+ * credentials_missing, timeout, attempts_exhausted, bad_request.
  */
 #include <string.h>
 

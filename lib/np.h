@@ -305,6 +305,17 @@ int np_breaker_success(redisContext *c, const np_config *cfg,
 
 /* report.c: streaming reads of .nessus exports. */
 int np_report_check(const char *path, long *hosts, np_error *err);
+/*
+ * Validates a .nessus export for a scan type (untrusted, authenticated,
+ * authenticated_privileged; NULL = untrusted) and expected host count
+ * (0 = any). *result is the JSON object np-validate prints: valid,
+ * reason (when invalid), file, stats, authentication_status, hosts[],
+ * warnings[]. Returns 0 valid, NP_NO invalid, NP_ENOINPUT when the file
+ * is missing or unreadable (with *result still set), NP_EUSAGE for a
+ * bad scan type.
+ */
+int np_validate_file(const char *path, const char *scan_type,
+    long expected_hosts, json_t **result, np_error *err);
 
 /* enqueue.c: the whole enqueue step (idempotency, record, queue). */
 typedef struct {
