@@ -100,6 +100,23 @@ start(json_t *task, void *arg, np_error *err)
 	return 0;
 }
 
+/* np-cancel ends the record first; np-scan notices at its next step. */
+static bool
+cancelled(scan *sc)
+{
+	np_error err;
+	json_t *t;
+	bool yes = false;
+
+	if (np_task_load(sc->cfg, sc->id, &t, &err) == 0) {
+		yes = !strcmp(np_json_str(t, "status"), "cancelled");
+		json_decref(t);
+	}
+	if (yes)
+		np_info("task %s: cancelled; stopping", sc->id);
+	return yes;
+}
+
 /* Maps a client failure to a dead-letter reason. */
 static const char *
 reason_of(int code)
@@ -131,8 +148,9 @@ fail(scan *sc, const char *state, const char *reason, const np_error *why)
 		np_breaker_failure(sc->c, sc->cfg, sc->pool, sc->s->instance_id,
 		    NULL, &err);
 	np_warn("task %s: %s (%s): %s", sc->id, state, reason, why->msg);
+	/* NP_NO: the record was ended meanwhile (cancelled): leave it. */
 	if (np_task_fail(sc->c, sc->cfg, sc->id, state, reason, why->msg,
-	    &err) != 0)
+	    &err) != 0 && err.code != NP_NO)
 		np_die_err(&err);
 	return NP_NO;
 }
@@ -334,9 +352,10 @@ complete(scan *sc, np_error *err)
 	np_breaker_success(sc->c, sc->cfg, sc->pool, sc->s->instance_id, err);
 	if ((rc = np_task_update(sc->cfg, sc->id, np_task_to_state,
 	    (void *)"completed", NP_SYNC, err)) != 0)
-		return rc;
+		return rc == NP_NO ? 0 : rc;	/* cancelled meanwhile */
 	if (np_task_load(sc->cfg, sc->id, &task, err) == 0) {
 		np_index_put(sc->c, sc->cfg, task, err);
+		np_count_end(sc->c, sc->cfg, task);
 		json_decref(task);
 	}
 	np_info("task %s: completed", sc->id);
@@ -360,6 +379,11 @@ poll_scan(scan *sc, int *status)
 	np_parse_rfc3339(np_json_str(sc->task, "launched_at"), &launched);
 	deadline = launched + sc->cfg->s.scan_timeout;
 	for (;;) {
+		if (cancelled(sc)) {
+			np_nessus_action(sc->n, sc->scan_id, "stop", &err);
+			*status = 0;
+			return 1;
+		}
 		if (np_interrupted) {
 			np_seterr(&err, NP_ETEMP, "interrupted: scan %ld left "
 			    "running on %s; it is reattached later", sc->scan_id,
@@ -418,32 +442,58 @@ poll_scan(scan *sc, int *status)
 	}
 }
 
+/*
+ * Reattaches to the task's existing scan: launches it if it never ran,
+ * or again when the task was retried from the dead-letter queue
+ * ("relaunch"). A retried task whose scan is gone starts afresh.
+ */
+static int
+reattach(scan *sc, np_error *err)
+{
+	bool relaunch = json_is_true(json_object_get(sc->task, "relaunch"));
+	np_scan_status st;
+	int rc;
+
+	np_info("task %s: reattaching to scan %ld on %s", sc->id, sc->scan_id,
+	    sc->s->instance_id);
+	rc = np_nessus_status(sc->n, sc->scan_id, &st, err);
+	if (rc == NP_ENOINPUT && relaunch) {
+		sc->scan_id = 0;
+		return save(sc, json_pack("{s:n,s:b}", "nessus_scan_id",
+		    "relaunch", 0), NP_SYNC, err);
+	}
+	if (rc)
+		return rc;
+	if (!relaunch && strcmp(st.status, "empty") != 0)
+		return 0;
+	if ((rc = launch(sc, err)) != 0)
+		return rc;
+	return save(sc, json_pack("{s:b,s:b}", "relaunch", 0, "resumed", 0),
+	    0, err);
+}
+
 static int
 run(scan *sc)
 {
-	np_scan_status st;
 	np_error err;
 	json_t *v;
 	int rc, status = 0;
 
 	v = json_object_get(sc->task, "nessus_scan_id");
 	sc->scan_id = json_is_integer(v) ? (long)json_integer_value(v) : 0;
+	if (sc->scan_id > 0 && (rc = reattach(sc, &err)) != 0)
+		return rc == NP_ETEMP ? transient(sc, &err) :
+		    fail(sc, "failed", reason_of(rc), &err);
 	if (sc->scan_id <= 0) {
+		if (cancelled(sc))
+			return 0;
 		if ((rc = create(sc, &err)) != 0)
 			return rc == NP_ETEMP ? transient(sc, &err) :
 			    fail(sc, "failed", strncmp(err.msg, "credentials_missing",
 			    19) ? reason_of(rc) : "credentials_missing", &err);
+		if (cancelled(sc))
+			return 0;
 		if ((rc = launch(sc, &err)) != 0)
-			return rc == NP_ETEMP ? transient(sc, &err) :
-			    fail(sc, "failed", reason_of(rc), &err);
-	} else {
-		/* Reattach: the scan exists already; launch it if it never ran. */
-		np_info("task %s: reattaching to scan %ld on %s", sc->id,
-		    sc->scan_id, sc->s->instance_id);
-		if ((rc = np_nessus_status(sc->n, sc->scan_id, &st, &err)) != 0)
-			return rc == NP_ETEMP ? transient(sc, &err) :
-			    fail(sc, "failed", reason_of(rc), &err);
-		if (!strcmp(st.status, "empty") && (rc = launch(sc, &err)) != 0)
 			return rc == NP_ETEMP ? transient(sc, &err) :
 			    fail(sc, "failed", reason_of(rc), &err);
 	}

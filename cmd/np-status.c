@@ -18,7 +18,8 @@ usage(int status)
 	fprintf(status ? stderr : stdout,
 	    "usage: np-status task_id\n"
 	    "       np-status -l [-S status] [-p pool] [-t target] [-n limit]\n"
-	    "       np-status -q [-p pool]\n");
+	    "       np-status -q [-p pool]\n"
+	    "       np-status --health\n");
 	exit(status);
 }
 
@@ -136,6 +137,7 @@ main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "list", no_argument, NULL, 'l' },
 		{ "queue", no_argument, NULL, 'q' },
+		{ "health", no_argument, NULL, 'k' },
 		{ "status", required_argument, NULL, 'S' },
 		{ "pool", required_argument, NULL, 'p' },
 		{ "target", required_argument, NULL, 't' },
@@ -151,10 +153,11 @@ main(int argc, char **argv)
 	int ch, mode = 0, rc;
 
 	np_setprogname(argv[0]);
-	while ((ch = getopt_long(argc, argv, "lqS:p:t:n:hV", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "lqkS:p:t:n:hV", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'l':
 		case 'q':
+		case 'k':
 			if (mode && mode != ch)
 				usage(NP_EUSAGE);
 			mode = ch;
@@ -190,7 +193,9 @@ main(int argc, char **argv)
 		usage(NP_EUSAGE);
 	if (mode && optind != argc)
 		usage(NP_EUSAGE);
-	if (mode == 'q' && (f.status || target))
+	if ((mode == 'q' || mode == 'k') && (f.status || target))
+		usage(NP_EUSAGE);
+	if (mode == 'k' && f.pool)
 		usage(NP_EUSAGE);
 	if (target && np_targets_parse(target, &f.targets, &f.ntargets, &err))
 		np_die(NP_EUSAGE, "--target: %s", err.msg);
@@ -202,6 +207,11 @@ main(int argc, char **argv)
 		rc = list(cfg, &f);
 	else if (mode == 'q')
 		rc = queue(cfg, f.pool);
+	else if (mode == 'k') {
+		json_t *report;
+		rc = np_health(cfg, &report);
+		np_json_out_steal(report);
+	}
 	else
 		rc = show(cfg, argv[optind]);
 	np_targets_free(f.targets, f.ntargets);

@@ -264,6 +264,30 @@ reap(void)
 	}
 }
 
+/* np:{P}:workers: worker -> last sign of life (ms), for monitors. */
+static void
+heartbeat(void)
+{
+	static char me[300];
+	char k[NP_KEYMAX], now[24];
+	size_t i;
+	int owed = 0;
+	np_error err;
+
+	if (me[0] == '\0') {
+		char host[256] = "?";
+		gethostname(host, sizeof(host) - 1);
+		snprintf(me, sizeof(me), "%s:%d", host, (int)getpid());
+	}
+	snprintf(now, sizeof(now), "%lld", (long long)np_now_ms());
+	for (i = 0; i < npools; i++) {
+		np_key_pool(k, cfg, pools[i], "workers");
+		redisAppendCommand(rc_, "HSET %s %s %s", k, me, now);
+		owed++;
+	}
+	redis_ok(np_replies(rc_, owed, &err), &err);
+}
+
 static void
 renew_all(void)
 {
@@ -286,29 +310,18 @@ renew_all(void)
 	}
 }
 
-/* Claims whose holder stopped renewing go back in line (lease.c). */
+/* Claims whose holder stopped renewing go back in line. */
 static void
 recover_all(void)
 {
-	size_t i, j, n;
-	char **ids;
+	size_t i, n;
 	np_error err;
 
 	for (i = 0; i < npools; i++) {
 		const np_pool *p = np_config_pool(cfg, pools[i]);
 
-		if (p == NULL || !redis_ok(np_lease_recover(rc_, cfg, p, &ids, &n,
-		    &err), &err))
-			continue;
-		for (j = 0; j < n; j++) {
-			np_warn("task %s: its worker stopped renewing; back in line",
-			    ids[j]);
-			/* Redis has it queued already; the record follows. */
-			np_task_mark_queued(cfg, ids[j], "recovered: lease expired",
-			    0, &err);
-			free(ids[j]);
-		}
-		free(ids);
+		if (p)
+			redis_ok(np_recover_pool(rc_, cfg, p, &n, &err), &err);
 	}
 }
 
@@ -517,6 +530,16 @@ main(int argc, char **argv)
 	sigaction(SIGINT, &stop, NULL);
 	sigaction(SIGHUP, &hup, NULL);
 	rc_ = np_redis_open(cfg);
+	{
+		json_t *problems = json_array(), *p;
+		np_error err;
+		size_t k;
+
+		np_redis_check_settings(rc_, problems, &err);
+		json_array_foreach(problems, k, p)
+			np_warn("%s", json_string_value(p));
+		json_decref(problems);
+	}
 	np_info("serving %zu pool(s); np-scan is %s", npools, scan_bin);
 	tick = cfg->s.lease_ttl / 3;
 	while (!stopping) {
@@ -532,6 +555,7 @@ main(int argc, char **argv)
 			break;
 		reap();
 		if (now >= next_renew) {
+			heartbeat();
 			renew_all();
 			next_renew = now + tick;
 		}

@@ -59,6 +59,7 @@ np_task_fail(redisContext *c, const np_config *cfg, const char *id,
 	if (r)
 		freeReplyObject(r);
 	rc = r ? np_index_put(c, cfg, task, err) : err->code;
+	np_count_end(c, cfg, task);
 	json_decref(task);
 	return rc;
 }

@@ -4,6 +4,10 @@
  *
  *   np:tasks   ZSET  task id -> creation time (ms)
  *   np:tindex  HASH  task id -> "status\tpool\tscan_type\ttargets"
+ *   np:states  HASH  "pool\tstatus" -> number of tasks (for np-metrics)
+ *
+ * The counts move in the same script as the line, so they stay exactly
+ * what the index holds.
  *
  * task.json stays the record: the index only narrows the search, and
  * np-status re-checks each match against its task.json.
@@ -30,22 +34,69 @@ np_index_line(json_t *task)
 	return s;
 }
 
+/* The pool and status of an index line, as a count key "pool\tstatus". */
+#define STATE_KEY_LUA \
+"local function sk(line)\n" \
+"  local st, pool = string.match(line, '^([^\t]*)\t([^\t]*)')\n" \
+"  return pool .. '\t' .. st\n" \
+"end\n"
+
+/* KEYS: tasks, tindex, states. ARGV: id, created, line. */
+static const char put_lua[] = STATE_KEY_LUA
+"local old = redis.call('HGET', KEYS[2], ARGV[1])\n"
+"if old == ARGV[3] then return 0 end\n"
+"if old then redis.call('HINCRBY', KEYS[3], sk(old), -1) end\n"
+"redis.call('HINCRBY', KEYS[3], sk(ARGV[3]), 1)\n"
+"redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])\n"
+"redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])\n"
+"return 1\n";
+
+/* KEYS: tasks, tindex, states. ARGV: id. */
+static const char del_lua[] = STATE_KEY_LUA
+"local old = redis.call('HGET', KEYS[2], ARGV[1])\n"
+"if old then redis.call('HINCRBY', KEYS[3], sk(old), -1) end\n"
+"redis.call('HDEL', KEYS[2], ARGV[1])\n"
+"return redis.call('ZREM', KEYS[1], ARGV[1])\n";
+
 /* Appends the index update to the pipeline; returns the replies owed. */
 int
 np_index_append(redisContext *c, const np_config *cfg, json_t *task)
 {
-	char zk[NP_KEYMAX], hk[NP_KEYMAX];
-	const char *id = np_json_str(task, "task_id");
-	int64_t created = 0;
+	char k[3][NP_KEYMAX], created[24];
+	const char *argv[9];
+	int64_t ms = 0;
 	char *line = np_index_line(task);
 
-	np_parse_rfc3339(np_json_str(task, "created_at"), &created);
-	np_key_global(zk, cfg, "tasks");
-	np_key_global(hk, cfg, "tindex");
-	redisAppendCommand(c, "ZADD %s %lld %s", zk, (long long)created, id);
-	redisAppendCommand(c, "HSET %s %s %s", hk, id, line);
+	np_parse_rfc3339(np_json_str(task, "created_at"), &ms);
+	snprintf(created, sizeof(created), "%lld", (long long)ms);
+	np_key_global(k[0], cfg, "tasks");
+	np_key_global(k[1], cfg, "tindex");
+	np_key_global(k[2], cfg, "states");
+	argv[0] = "EVAL", argv[1] = put_lua, argv[2] = "3";
+	argv[3] = k[0], argv[4] = k[1], argv[5] = k[2];
+	argv[6] = np_json_str(task, "task_id"), argv[7] = created;
+	argv[8] = line;
+	redisAppendCommandArgv(c, 9, argv, NULL);
 	free(line);
-	return 2;
+	return 1;
+}
+
+/* Removes a task from the index (its record is gone). */
+int
+np_index_del(redisContext *c, const np_config *cfg, const char *id,
+    np_error *err)
+{
+	char k[3][NP_KEYMAX];
+	const char *argv[4] = { k[0], k[1], k[2], id };
+	redisReply *r;
+	int rc;
+
+	np_key_global(k[0], cfg, "tasks");
+	np_key_global(k[1], cfg, "tindex");
+	np_key_global(k[2], cfg, "states");
+	if ((rc = np_redis_eval(c, del_lua, 3, 4, argv, &r, err)) == 0)
+		freeReplyObject(r);
+	return rc;
 }
 
 /* Reads n pipelined replies; the first failure is the error. */

@@ -157,6 +157,8 @@ redisReply *np_redis_argv(redisContext *c, np_error *err, int argc,
 int np_redis_reply_error(redisContext *c, redisReply *r, np_error *err);
 int np_redis_eval(redisContext *c, const char *script, int nkeys,
     int argc, const char **argv, redisReply **out, np_error *err);
+int np_redis_check_settings(redisContext *c, json_t *problems,
+    np_error *err);
 
 /* keys.c: every Redis key np uses is built here (see np(7)). */
 #define NP_KEYMAX 320
@@ -225,6 +227,8 @@ char *np_index_line(json_t *task);
 int np_index_append(redisContext *c, const np_config *cfg, json_t *task);
 int np_index_put(redisContext *c, const np_config *cfg, json_t *task,
     np_error *err);
+int np_index_del(redisContext *c, const np_config *cfg, const char *id,
+    np_error *err);
 int np_replies(redisContext *c, int n, np_error *err);
 typedef struct {
 	const char *status, *pool;
@@ -292,10 +296,36 @@ int np_task_mark_queued(const np_config *cfg, const char *id,
     const char *why, int attempts_delta, np_error *err);
 int np_task_requeue(redisContext *c, const np_config *cfg, const char *id,
     const char *why, int attempts_delta, const char *held, np_error *err);
+int np_recover_pool(redisContext *c, const np_config *cfg, const np_pool *p,
+    size_t *n, np_error *err);
+int np_queue_remove(redisContext *c, const np_config *cfg, const np_pool *p,
+    const char *id, long *n, np_error *err);
 
 /* dlq.c: failed tasks and the dead-letter queue. */
 int np_task_fail(redisContext *c, const np_config *cfg, const char *id,
     const char *state, const char *reason, const char *msg, np_error *err);
+
+/* health.c: the health report of np-status --health. */
+int np_health(const np_config *cfg, json_t **report);
+
+/* counters.c: counters for np-metrics, in Redis. The histogram buckets
+ * are not cumulative in Redis (one bucket per scan); np-metrics sums. */
+#define NP_DURATION_BUCKETS 9
+extern const double np_duration_buckets[NP_DURATION_BUCKETS];
+void np_count_end(redisContext *c, const np_config *cfg, json_t *task);
+
+/* prom.c: Prometheus text format into a growing buffer. */
+typedef struct {
+	char *buf;
+	size_t len, cap;
+} np_buf;
+void np_buf_add(np_buf *b, const char *s, size_t n);
+void np_buf_printf(np_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void np_prom_family(np_buf *b, const char *name, const char *type,
+    const char *help);
+void np_prom_sample(np_buf *b, const char *name, double v, ...)
+    __attribute__((sentinel));
 
 /* breaker.c: per-scanner circuit breakers in Redis. */
 int np_breaker_failure(redisContext *c, const np_config *cfg,

@@ -253,3 +253,66 @@ np_task_requeue(redisContext *c, const np_config *cfg, const char *id,
 	json_decref(task);
 	return rc;
 }
+
+/*
+ * Recovery, shared by np-worker and np-housekeep: claims past their
+ * deadline go back in line (lease.c, one script), then their records
+ * follow. *n counts the tasks put back.
+ */
+int
+np_recover_pool(redisContext *c, const np_config *cfg, const np_pool *p,
+    size_t *n, np_error *err)
+{
+	char **ids;
+	np_error e;
+	size_t i;
+	int rc;
+
+	*n = 0;
+	if ((rc = np_lease_recover(c, cfg, p, &ids, n, err)) != 0)
+		return rc;
+	for (i = 0; i < *n; i++) {
+		np_warn("task %s: its worker stopped renewing its lease; back "
+		    "in line", ids[i]);
+		/* A record already final (its np-scan finished, the worker
+		 * died before releasing) stays as it is. */
+		np_task_mark_queued(cfg, ids[i], "recovered: lease expired", 0,
+		    &e);
+		free(ids[i]);
+	}
+	free(ids);
+	return 0;
+}
+
+/*
+ * Takes a task out of its pool's lines (pool queue and every scanner's
+ * own queue) in one step. Returns the number of entries removed in *n:
+ * 0 when a worker has taken it already.
+ */
+int
+np_queue_remove(redisContext *c, const np_config *cfg, const np_pool *p,
+    const char *id, long *n, np_error *err)
+{
+	const char **argv = np_xcalloc(p->nscanners + 2, sizeof(*argv));
+	char (*k)[NP_KEYMAX] = np_xcalloc(p->nscanners + 1, NP_KEYMAX);
+	redisReply *r;
+	size_t i;
+	int rc;
+
+	np_key_pool(k[0], cfg, p->name, "queue");
+	for (i = 0; i < p->nscanners; i++)
+		np_key_inst(k[i + 1], cfg, p->name, "iq", p->scanners[i].instance_id);
+	for (i = 0; i <= p->nscanners; i++)
+		argv[i] = k[i];
+	argv[i] = id;
+	rc = np_redis_eval(c, "local n = 0 for _, k in ipairs(KEYS) do "
+	    "n = n + redis.call('LREM', k, 0, ARGV[1]) end return n",
+	    (int)p->nscanners + 1, (int)p->nscanners + 2, argv, &r, err);
+	free(argv);
+	free(k);
+	if (rc)
+		return rc;
+	*n = (long)r->integer;
+	freeReplyObject(r);
+	return 0;
+}

@@ -285,3 +285,45 @@ np_redis_open(const np_config *cfg)
 		np_die_err(&err);
 	return c;
 }
+
+/*
+ * Checks that the server's settings cannot lose queued tasks: an
+ * evicting maxmemory-policy drops keys under memory pressure, and no
+ * persistence at all loses everything on a restart. Appends one line per
+ * problem to *problems (a JSON array). Servers that hide CONFIG are
+ * reported as unknown, not as a problem.
+ */
+int
+np_redis_check_settings(redisContext *c, json_t *problems, np_error *err)
+{
+	redisReply *r;
+	const char *policy = NULL, *aof = NULL, *save = NULL;
+	size_t i;
+
+	r = redisCommand(c, "CONFIG GET *");
+	if (r == NULL)
+		return np_seterr(err, NP_ETEMP, "redis: %s", c->errstr);
+	if (r->type != REDIS_REPLY_ARRAY) {
+		freeReplyObject(r);
+		return 0;
+	}
+	for (i = 0; i + 1 < r->elements; i += 2) {
+		const char *k = r->element[i]->str, *v = r->element[i + 1]->str;
+		if (!strcmp(k, "maxmemory-policy"))
+			policy = v;
+		else if (!strcmp(k, "appendonly"))
+			aof = v;
+		else if (!strcmp(k, "save"))
+			save = v;
+	}
+	if (policy && strcmp(policy, "noeviction") != 0)
+		json_array_append_new(problems, json_sprintf("redis "
+		    "maxmemory-policy is %s: under memory pressure Redis may "
+		    "evict queued tasks (set noeviction)", policy));
+	if (aof && save && !strcmp(aof, "no") && *save == '\0')
+		json_array_append_new(problems, json_string("redis has no "
+		    "persistence (appendonly no, save \"\"): a restart loses "
+		    "every queued task (set appendonly yes)"));
+	freeReplyObject(r);
+	return 0;
+}
