@@ -19,7 +19,7 @@ usage(int status)
 	    "usage: np-status task_id\n"
 	    "       np-status -l [-S status] [-p pool] [-t target] [-n limit]\n"
 	    "       np-status -q [-p pool]\n"
-	    "       np-status --health\n");
+	    "       np-status -k\n");
 	exit(status);
 }
 

@@ -99,7 +99,8 @@ pool_workers(redisContext *c, const np_config *cfg, const np_pool *p,
 		if ((v = atoll(r->element[i + 1]->str)) > newest)
 			newest = v;
 	freeReplyObject(r);
-	/* Workers beat every lease_ttl/3: three missed beats is a problem. */
+	/* Workers beat every lease_ttl/3: no beat for three lease_ttl means
+	 * no worker is alive (it would have lost its leases long ago). */
 	ok = newest > 0 && np_now_ms() - newest <= 3 * cfg->s.lease_ttl;
 	o = json_pack("{s:s,s:b}", "pool", p->name, "ok", ok);
 	if (newest > 0) {
