@@ -126,13 +126,13 @@ inject() {
 	run -0 fake_requests s1 'select(.path == "/scans" and .method == "POST") | .body.credentials.add.Host.SSH[0]'
 	jq -e '.username == "root" and .password == "Unique-Pw-7731" and .elevate_privileges_with == "sudo" and
 	    .escalation_password == "Esc-Pw-2209" and .auth_method == "password"' <<< "$output"
-	! grep -r "Unique-Pw-7731\|Esc-Pw-2209" "$NP_DATA_DIR"
+	run -1 grep -r "Unique-Pw-7731\|Esc-Pw-2209" "$NP_DATA_DIR"
 	[[ "$stderr" != *"Unique-Pw"* ]]
 	run -0 np-status "$id"
 	refute_output --partial "Unique-Pw"
 	run -0 redis-cli -s "$REDIS_SOCK" --scan
 	for k in $output; do
-		! redis-cli -s "$REDIS_SOCK" dump "$k" | grep -q "Unique-Pw"
+		[ "$(redis-cli -s "$REDIS_SOCK" dump "$k" | grep -c "Unique-Pw")" = 0 ]
 	done
 }
 

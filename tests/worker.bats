@@ -27,9 +27,10 @@ setup() {
 	keys_scanner s1 2 | scan_config
 }
 
+# Stops the workers this test started (never another file's).
 teardown() {
-	pkill -f "np-worker" 2> /dev/null || true
-	pkill -f "np-scan" 2> /dev/null || true
+	local p
+	for p in $(jobs -p); do kill "$p" 2> /dev/null || true; done
 }
 
 enqueue() {
@@ -194,10 +195,10 @@ enqueue() {
 	[ "$(task status "$id")" = completed ]
 	grep -q "np-scan $id" "$BATS_TEST_TMPDIR/ps"
 	for s in Api-Secret-5521 Ssh-Secret-9917; do
-		! grep -rq "$s" "$NP_DATA_DIR" "$BATS_TEST_TMPDIR/w.log" "$BATS_TEST_TMPDIR/w.out" \
+		run -1 grep -rq "$s" "$NP_DATA_DIR" "$BATS_TEST_TMPDIR/w.log" "$BATS_TEST_TMPDIR/w.out" \
 			"$BATS_TEST_TMPDIR/status" "$BATS_TEST_TMPDIR/ps"
 		for k in $(redis-cli -s "$REDIS_SOCK" --scan); do
-			! redis-cli -s "$REDIS_SOCK" dump "$k" | grep -q "$s"
+			[ "$(redis-cli -s "$REDIS_SOCK" dump "$k" | grep -c "$s")" = 0 ]
 		done
 	done
 	grep -q "np-scan" "$BATS_TEST_TMPDIR/w.log"
