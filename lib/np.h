@@ -327,6 +327,29 @@ void np_prom_family(np_buf *b, const char *name, const char *type,
 void np_prom_sample(np_buf *b, const char *name, double v, ...)
     __attribute__((sentinel));
 
+/* results.c: a finished task's findings as NDJSON (np-results(1)). */
+typedef struct np_results np_results;
+np_results *np_results_new(void);
+int np_results_profile(np_results *q, const char *name, np_error *err);
+int np_results_fields(np_results *q, const char *list, np_error *err);
+int np_results_filter(np_results *q, const char *expr, np_error *err);
+int np_results_page(np_results *q, long page, long page_size,
+    np_error *err);
+int np_results_write(np_results *q, const np_config *cfg, const char *id,
+    FILE *out, np_error *err);
+void np_results_free(np_results *q);
+
+/* housekeep.c: np-housekeep's run (TTLs, stale claims, lost tasks,
+ * orphans, Nessus scans of finished tasks), one at a time under a lock. */
+#define NP_HK_DRY_RUN 1	/* change nothing; report what would be done */
+#define NP_HK_NESSUS 2		/* delete finished tasks' Nessus scans */
+int np_housekeep_lock(redisContext *c, const np_config *cfg, char *token,
+    size_t n, np_error *err);
+int np_housekeep_unlock(redisContext *c, const np_config *cfg,
+    const char *token, np_error *err);
+int np_housekeep(redisContext *c, const np_config *cfg, const char *pool,
+    int flags, const char *lock, json_t **summary, np_error *err);
+
 /* breaker.c: per-scanner circuit breakers in Redis. */
 int np_breaker_failure(redisContext *c, const np_config *cfg,
     const char *pool, const char *inst, bool *opened, np_error *err);
