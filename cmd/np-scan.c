@@ -285,14 +285,28 @@ launch(scan *sc, np_error *err)
 	return save(sc, json_pack("{s:s}", "launched_at", ts), 0, err);
 }
 
+/* Download problems are worth one more export; verdicts are not. */
+static bool
+bad_download(const char *reason)
+{
+	return !strcmp(reason, "xml_invalid") || !strcmp(reason, "not_nessus") ||
+	    !strcmp(reason, "too_small") || !strcmp(reason, "file_not_found");
+}
+
+/*
+ * Exports, downloads and validates the report (np-validate's checks,
+ * with the task's scan type). *verdict is np_validate_file's answer for
+ * the last download. Returns 0 valid, NP_NO invalid (err says why).
+ */
 static int
-download(scan *sc, np_error *err)
+download(scan *sc, json_t **verdict, np_error *err)
 {
 	char path[PATH_MAX + 32], st[32];
 	int64_t until = np_now_ms() + EXPORT_WAIT_MS;
-	long file, hosts;
+	long file;
 	int rc, tries;
 
+	*verdict = NULL;
 	snprintf(path, sizeof(path), "%s/scan.nessus", sc->dir);
 	for (tries = 0; tries < 2; tries++) {
 		if ((rc = np_nessus_export(sc->n, sc->scan_id, &file, err)) != 0)
@@ -317,14 +331,44 @@ download(scan *sc, np_error *err)
 		if ((rc = np_nessus_download(sc->n, sc->scan_id, file, path,
 		    err)) != 0)
 			return rc;
-		if ((rc = np_report_check(path, &hosts, err)) == 0)
+		json_decref(*verdict);
+		rc = np_validate_file(path, np_json_str(sc->task, "scan_type"), 0,
+		    verdict, err);
+		if (rc == 0)
 			return 0;
-		/* Every target down is an answer, not a bad download. */
-		if (!strncmp(err->msg, "empty_scan", 10))
-			return rc;
+		np_seterr(err, NP_NO, "%s: %s", np_json_str(*verdict, "reason"),
+		    np_json_str(*verdict, "error") ? np_json_str(*verdict,
+		    "error") : "invalid export");
+		if (!bad_download(np_json_str(*verdict, "reason")))
+			return NP_NO;
 		np_warn("task %s: %s", sc->id, err->msg);
 	}
 	return NP_NO;
+}
+
+/* Keeps the verdict of the validation in the record, and logs it. */
+static void
+record_verdict(scan *sc, json_t *v)
+{
+	json_t *p = json_object();
+	np_error err;
+
+	if (v == NULL)
+		return;
+	json_object_set(p, "validation_stats", json_object_get(v, "stats"));
+	json_object_set(p, "validation_warnings", json_object_get(v,
+	    "warnings"));
+	json_object_set(p, "authentication_status", json_object_get(v,
+	    "authentication_status"));
+	json_object_set(p, "authentication_hosts", json_object_get(v, "hosts"));
+	json_object_set_new(p, "validation_failed", json_boolean(
+	    !json_is_true(json_object_get(v, "valid"))));
+	json_object_set(p, "validation_reason", json_object_get(v, "reason"));
+	save(sc, p, 0, &err);
+	np_info("task %s: %s scan, authentication %s", sc->id,
+	    np_json_str(sc->task, "scan_type"),
+	    np_json_str(v, "authentication_status") ?
+	    np_json_str(v, "authentication_status") : "unknown");
 }
 
 /* Ends a completed scan: record, durations for estimates, breaker. */
@@ -476,7 +520,7 @@ static int
 run(scan *sc)
 {
 	np_error err;
-	json_t *v;
+	json_t *v, *verdict;
 	int rc, status = 0;
 
 	v = json_object_get(sc->task, "nessus_scan_id");
@@ -499,12 +543,20 @@ run(scan *sc)
 	}
 	if (poll_scan(sc, &status) != 0)
 		return status;
-	if ((rc = download(sc, &err)) != 0)
-		return rc == NP_ETEMP ? transient(sc, &err) : fail(sc, "failed",
-		    rc != NP_NO ? reason_of(rc) :
+	rc = download(sc, &verdict, &err);
+	record_verdict(sc, verdict);
+	if (rc != 0) {
+		const char *why = verdict ? np_json_str(verdict, "reason") : NULL;
+		json_decref(verdict);
+		if (rc == NP_ETEMP)
+			return transient(sc, &err);
+		/* The export of a scan that failed validation stays readable. */
+		return fail(sc, "failed", rc != NP_NO ? reason_of(rc) :
 		    !strncmp(err.msg, "export_failed", 13) ? "export_failed" :
-		    !strncmp(err.msg, "empty_scan", 10) ? "empty_scan" :
-		    "download_invalid", &err);
+		    why && bad_download(why) ? "download_invalid" :
+		    why ? why : "download_invalid", &err);
+	}
+	json_decref(verdict);
 	if ((rc = complete(sc, &err)) != 0)
 		np_die_err(&err);
 	return 0;

@@ -488,6 +488,8 @@ main(int argc, char **argv)
 	int ch;
 
 	np_setprogname(argv[0]);
+	/* A daemon's journal wants each task's story; children inherit it. */
+	setenv("NP_LOG_LEVEL", "info", 0);
 	while ((ch = getopt_long(argc, argv, "p:dm:hV", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'p':

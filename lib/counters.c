@@ -39,7 +39,7 @@ np_count_end(redisContext *c, const np_config *cfg, json_t *task)
 	const char *pool = np_json_str(task, "scanner_pool");
 	const char *type = np_json_str(task, "scan_type");
 	const char *st = np_json_str(task, "status");
-	const char *why = np_json_str(task, "failure_reason");
+	const char *why = np_json_str(task, "validation_reason");
 	const char *auth = np_json_str(task, "authentication_status");
 	char k[NP_KEYMAX], f[160];
 	int64_t from = ms_of(task, "launched_at"), to = ms_of(task,

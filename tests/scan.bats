@@ -116,12 +116,14 @@ inject() {
 }
 
 @test "credentials reach the scanner once and are then deleted" {
+	fake s1 POST /__fake/config '{"accounts":[{"username":"root","password":"Unique-Pw-7731","privileged":true}]}' > /dev/null
 	id=$(np-enqueue --json <<< '{"name":"db","targets":"10.0.0.9","scan_type":"authenticated_privileged",
 	  "ssh_username":"root","ssh_password":"Unique-Pw-7731","elevate_privileges_with":"sudo",
 	  "escalation_password":"Esc-Pw-2209"}' | jq -r .task_id)
 	[ -f "$NP_DATA_DIR/tasks/$id/credentials.json" ]
 	run -0 --separate-stderr drain
 	[ "$(task status "$id")" = completed ]
+	[ "$(task authentication_status "$id")" = success ]
 	[ ! -e "$NP_DATA_DIR/tasks/$id/credentials.json" ]
 	run -0 fake_requests s1 'select(.path == "/scans" and .method == "POST") | .body.credentials.add.Host.SSH[0]'
 	jq -e '.username == "root" and .password == "Unique-Pw-7731" and .elevate_privileges_with == "sudo" and
@@ -280,4 +282,45 @@ inject() {
 	[ "$(task failure_reason "$id")" = timeout ]
 	run -0 fake_requests s1 'select(.path | endswith("/stop"))'
 	[ "${#lines[@]}" -eq 1 ]
+}
+
+@test "validation end to end: wrong credentials fail auth_failed with troubleshooting; good ones succeed" {
+	bad=$(np-enqueue --json <<< '{"name":"bad","targets":"10.0.0.1 10.0.0.2","scan_type":"authenticated","ssh_username":"scanuser","ssh_password":"wrong"}' | jq -r .task_id)
+	good=$(np-enqueue --json <<< '{"name":"good","targets":"10.0.0.3","scan_type":"authenticated","ssh_username":"scanuser","ssh_password":"scanpass"}' | jq -r .task_id)
+	run -0 drain
+	[ "$(task status "$bad")" = failed ]
+	[ "$(task failure_reason "$bad")" = auth_failed ]
+	[ "$(task authentication_status "$bad")" = failed ]
+	[ "$(task attempts "$bad")" = 1 ]
+	[ "$(task status "$good")" = completed ]
+	[ "$(task authentication_status "$good")" = success ]
+	[ "$(task validation_stats.hosts_scanned "$good")" = 1 ]
+	run -0 np-status "$bad"
+	jq -e '.troubleshooting.problem == "failed" and (.troubleshooting.hosts | length) == 2 and
+	    (.troubleshooting.likely_causes[0] | test("password is wrong")) and
+	    .results_summary.hosts_scanned == 2' <<< "$output"
+	run -0 np-status "$good"
+	jq -e '(has("troubleshooting") | not) and .results_summary.total_vulnerabilities >= 0' <<< "$output"
+	run -0 np-status --human "$bad"
+	assert_output --partial "troubleshooting (failed)"
+	assert_output --partial "auth      failed"
+	# The export of a failed validation stays readable.
+	run -0 np-results "$bad" --page 0
+	[ "$(grep -c '"type":"vulnerability"' <<< "$output")" -gt 0 ]
+	run -0 redis-cli -s "$REDIS_SOCK" hget 'np:{nessus}:counters' auth_failures:authenticated
+	assert_output 1
+	run -0 redis-cli -s "$REDIS_SOCK" hget 'np:{nessus}:counters' validation_failures:auth_failed
+	assert_output 1
+	run -0 np-dlq list
+	jq -e --arg id "$bad" 'select(.task_id == $id) | .reason == "auth_failed"' <<< "$output"
+}
+
+@test "privileged scan whose account cannot escalate: privilege_insufficient" {
+	id=$(np-enqueue --json <<< '{"name":"p","targets":"10.0.0.4","scan_type":"authenticated_privileged","ssh_username":"scanuser","ssh_password":"scanpass","elevate_privileges_with":"sudo"}' | jq -r .task_id)
+	run -0 drain
+	[ "$(task status "$id")" = failed ]
+	[ "$(task failure_reason "$id")" = privilege_insufficient ]
+	run -0 np-status "$id"
+	jq -e '.troubleshooting.problem == "privilege_insufficient" and
+	    (.troubleshooting.next_steps | any(test("sudo -l")))' <<< "$output"
 }
