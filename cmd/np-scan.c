@@ -525,6 +525,8 @@ run(scan *sc)
 
 	v = json_object_get(sc->task, "nessus_scan_id");
 	sc->scan_id = json_is_integer(v) ? (long)json_integer_value(v) : 0;
+	if (cancelled(sc))
+		return 0;
 	if (sc->scan_id > 0 && (rc = reattach(sc, &err)) != 0)
 		return rc == NP_ETEMP ? transient(sc, &err) :
 		    fail(sc, "failed", reason_of(rc), &err);
