@@ -61,14 +61,37 @@ lint: all
 demo: all
 	NP_BIN=$(abspath $(BUILD)/bin) scripts/demo
 
+SYSCONFDIR ?= /etc
+SYSTEMDDIR ?= $(PREFIX)/lib/systemd/system
+LIBDIR ?= $(PREFIX)/lib
+DATADIR ?= $(PREFIX)/share
+UNITS := $(wildcard systemd/*.service systemd/*.timer)
+
 install: all
-	mkdir -p $(DESTDIR)$(BINDIR)
+	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSTEMDDIR) \
+		$(DESTDIR)$(LIBDIR)/sysusers.d $(DESTDIR)$(LIBDIR)/tmpfiles.d \
+		$(DESTDIR)$(SYSCONFDIR)/np $(DESTDIR)$(DATADIR)/np
 	for c in $(CMDS); do install -m 0755 $(BUILD)/bin/$$c $(DESTDIR)$(BINDIR)/$$c; done
 	for m in man/*.[1-8]; do s=$${m##*.}; mkdir -p $(DESTDIR)$(MANDIR)/man$$s; \
 		install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
+	for u in $(UNITS); do sed 's|/usr/local/bin/|$(BINDIR)/|' $$u > \
+		$(DESTDIR)$(SYSTEMDDIR)/$${u#systemd/}; \
+		chmod 0644 $(DESTDIR)$(SYSTEMDDIR)/$${u#systemd/}; done
+	install -m 0644 systemd/np.sysusers $(DESTDIR)$(LIBDIR)/sysusers.d/np.conf
+	install -m 0644 systemd/np.tmpfiles $(DESTDIR)$(LIBDIR)/tmpfiles.d/np.conf
+	install -m 0644 etc/np.yaml.example $(DESTDIR)$(SYSCONFDIR)/np/np.yaml.example
+	install -m 0644 scripts/np-alerts.yml $(DESTDIR)$(DATADIR)/np/np-alerts.yml
+
+uninstall:
+	for c in $(CMDS); do rm -f $(DESTDIR)$(BINDIR)/$$c; done
+	for m in man/*.[1-8]; do s=$${m##*.}; rm -f $(DESTDIR)$(MANDIR)/man$$s/$${m#man/}; done
+	for u in $(UNITS); do rm -f $(DESTDIR)$(SYSTEMDDIR)/$${u#systemd/}; done
+	rm -f $(DESTDIR)$(LIBDIR)/sysusers.d/np.conf $(DESTDIR)$(LIBDIR)/tmpfiles.d/np.conf
+	rm -f $(DESTDIR)$(SYSCONFDIR)/np/np.yaml.example $(DESTDIR)$(DATADIR)/np/np-alerts.yml
+	-rmdir $(DESTDIR)$(SYSCONFDIR)/np $(DESTDIR)$(DATADIR)/np 2>/dev/null
 
 clean:
 	rm -rf build
 
-.PHONY: all check lint demo install clean
+.PHONY: all check lint demo install uninstall clean
 .SECONDARY:

@@ -402,8 +402,10 @@ reload(void)
 	np_error err;
 
 	reloading = 0;
+	np_notify("RELOADING=1");
 	if (np_config_load(path, &n, &err) != 0) {
 		np_warn("reload refused, keeping the running config: %s", err.msg);
+		np_notify("READY=1\nSTATUS=reload refused; running the old config");
 		return;
 	}
 	np_config_free(cfg);
@@ -411,6 +413,22 @@ reload(void)
 	if (!pools_given)
 		set_pools(NULL);
 	np_warn("config reloaded from %s", cfg->path);
+	np_notify("READY=1");
+}
+
+/* STATUS= for systemctl status: what the worker is doing. */
+static void
+tell_status(void)
+{
+	static size_t last = (size_t)-1;
+	char st[128];
+
+	if (nkids == last)
+		return;
+	last = nkids;
+	snprintf(st, sizeof(st), "STATUS=%zu scan(s) running; serving %zu "
+	    "pool(s)", nkids, npools);
+	np_notify(st);
 }
 
 static void
@@ -481,7 +499,7 @@ main(int argc, char **argv)
 	struct sigaction stop = { .sa_handler = on_stop };
 	struct sigaction hup = { .sa_handler = on_hup };
 	const char *list = NULL;
-	int64_t next_renew = 0, next_recover = 0, tick, wait;
+	int64_t next_renew = 0, next_recover = 0, next_dog = 0, tick, wait, dog;
 	long max = 0;
 	bool drain = false;
 	size_t i;
@@ -544,8 +562,16 @@ main(int argc, char **argv)
 	}
 	np_info("serving %zu pool(s); np-scan is %s", npools, scan_bin);
 	tick = cfg->s.lease_ttl / 3;
+	dog = np_watchdog_ms();
+	np_notify("READY=1");
 	while (!stopping) {
 		int64_t now = np_now_ms();
+
+		if (dog && now >= next_dog) {
+			np_notify("WATCHDOG=1");
+			next_dog = now + dog;
+		}
+		tell_status();
 
 		if (reloading) {
 			reload();
@@ -573,8 +599,11 @@ main(int argc, char **argv)
 		wait = tick < 1000 ? tick : 1000;
 		if (wait > cfg->s.redis_timeout / 2)
 			wait = cfg->s.redis_timeout / 2;
+		if (dog && wait > dog)
+			wait = dog;
 		wait_wake(wait);
 	}
+	np_notify("STOPPING=1");
 	shutdown_children();
 	for (i = 0; i < npools; i++)
 		free(pools[i]);

@@ -305,6 +305,10 @@ int np_queue_remove(redisContext *c, const np_config *cfg, const np_pool *p,
 int np_task_fail(redisContext *c, const np_config *cfg, const char *id,
     const char *state, const char *reason, const char *msg, np_error *err);
 
+/* notify.c: sd_notify(3) for np-worker under systemd (Type=notify). */
+int np_notify(const char *state);
+int64_t np_watchdog_ms(void);
+
 /* health.c: the health report of np-status --health. */
 int np_health(const np_config *cfg, json_t **report);
 

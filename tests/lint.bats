@@ -17,8 +17,16 @@ load helpers
 }
 
 @test "shell scripts pass shellcheck" {
+	local f scripts=()
 	cd "$BATS_TEST_DIRNAME/.."
-	run -0 shellcheck -x scripts/deps tests/run tests/lib.sh tests/helpers.bash .ci/run
+	# Every sh/bash script of the project, found by its first line.
+	for f in scripts/* tests/run tests/lib.sh tests/helpers.bash .ci/run \
+		tests/fake-nessus/*.sh tests/fuzz/* bench/*; do
+		[ -f "$f" ] || continue
+		head -n 1 "$f" | grep -Eq '^#!.*(ba)?sh|shellcheck shell=' && scripts+=("$f")
+	done
+	[ "${#scripts[@]}" -gt 4 ]
+	run -0 shellcheck -x "${scripts[@]}"
 	assert_output ""
 }
 
