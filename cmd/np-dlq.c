@@ -94,7 +94,8 @@ entries(const opts *o, size_t *n)
 		}
 		freeReplyObject(r);
 	}
-	qsort(v, *n, sizeof(*v), by_death);
+	if (*n > 1)
+		qsort(v, *n, sizeof(*v), by_death);
 	return v;
 }
 
