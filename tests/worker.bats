@@ -180,7 +180,8 @@ enqueue() {
 
 @test "no secret in logs, records, status output, Redis or ps during a run" {
 	printf 'Api-Secret-5521\n' > "$BATS_TEST_TMPDIR/api.secret"
-	fake s1 POST /__fake/config '{"api_keys":[{"access_key":"accesskey","secret_key":"Api-Secret-5521"}],"running_seconds":1}' > /dev/null
+	fake s1 POST /__fake/config '{"api_keys":[{"access_key":"accesskey","secret_key":"Api-Secret-5521"}],"running_seconds":1,
+	  "accounts":[{"username":"scanuser","password":"Ssh-Secret-9917","privileged":false}]}' > /dev/null
 	id=$(np-enqueue --json <<< '{"name":"db","targets":"10.0.0.9","scan_type":"authenticated",
 	  "ssh_username":"scanuser","ssh_password":"Ssh-Secret-9917"}' | jq -r .task_id)
 	NP_LOG_LEVEL=debug np-worker --drain > "$BATS_TEST_TMPDIR/w.out" 2> "$BATS_TEST_TMPDIR/w.log" &
