@@ -53,7 +53,7 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(BUILD)/libnp.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libnp.a $(LDLIBS)
 
 check: all $(UNITS) $(DRIVERS)
-	NP_BIN=$(abspath $(BUILD)/bin) NP_UNIT=$(abspath $(BUILD)/tests) tests/run
+	NP_BIN=$(abspath $(BUILD)/bin) NP_UNIT=$(abspath $(BUILD)/tests) NP_SANITIZE=$(SANITIZE) tests/run
 
 lint: all
 	NP_BIN=$(abspath $(BUILD)/bin) tests/run tests/lint.bats

@@ -127,10 +127,10 @@ main(int argc, char **argv)
 	cfg = np_config_open();
 	if (np_task_load(cfg, id, &task, &err) != 0)
 		np_die_err(&err);
-	pool = np_json_str(task, "scanner_pool");
-	if ((p = np_config_pool(cfg, pool)) == NULL)
-		np_die(NP_ECONFIG, "task %s: pool '%s' is not in %s", id, pool,
-		    cfg->path);
+	if ((p = np_config_pool(cfg, np_json_str(task, "scanner_pool"))) == NULL)
+		np_die(NP_ECONFIG, "task %s: pool '%s' is not in %s", id,
+		    np_json_str(task, "scanner_pool"), cfg->path);
+	pool = p->name;		/* outlives the record read here */
 	c = np_redis_open(cfg);
 	if (!strcmp(np_json_str(task, "status"), "queued") &&
 	    np_queue_remove(c, cfg, p, id, &removed, &err) != 0)

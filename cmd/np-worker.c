@@ -84,7 +84,8 @@ set_pools(const char *list)
 		return;
 	}
 	copy = np_xstrdup(list);
-	for (p = copy; (tok = strsep(&p, ", ")) != NULL;) {
+	/* ':' too: unit names (np-worker@a:b.service) allow no comma. */
+	for (p = copy; (tok = strsep(&p, ", :")) != NULL;) {
 		if (*tok == '\0')
 			continue;
 		pools = np_xrealloc(pools, (npools + 1) * sizeof(*pools));

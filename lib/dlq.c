@@ -9,7 +9,8 @@
  * list (np(7)): scanner_unreachable, scanner_error, scanner_auth,
  * api_unavailable, scan_aborted, scan_canceled, scan_paused,
  * scan_deleted, export_failed, download_invalid, empty_scan,
- * credentials_missing, timeout, attempts_exhausted, bad_request.
+ * auth_failed, privilege_insufficient, credentials_missing, timeout,
+ * attempts_exhausted, bad_request.
  */
 #include <string.h>
 

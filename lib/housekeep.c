@@ -422,14 +422,15 @@ orphan_age(const run *r)
 static void
 forget(run *r, const char *id, const char *pool, bool ttl)
 {
-	char zk[NP_KEYMAX], hk[NP_KEYMAX], dk[NP_KEYMAX], ck[NP_KEYMAX];
+	char dk[NP_KEYMAX], ck[NP_KEYMAX];
 	np_error e;
-	int n = 2;
+	int n = 0;
 
-	np_key_global(zk, r->cfg, "tasks");
-	np_key_global(hk, r->cfg, "tindex");
-	redisAppendCommand(r->c, "ZREM %s %s", zk, id);
-	redisAppendCommand(r->c, "HDEL %s %s", hk, id);
+	/* Through index.c, so the np:states counts follow. */
+	if (np_index_del(r->c, r->cfg, id, &e) != 0) {
+		redis_failed(r, &e, id);
+		return;
+	}
 	if (pool && np_name_valid(pool)) {
 		np_key_pool(dk, r->cfg, pool, "dlq");
 		redisAppendCommand(r->c, "ZREM %s %s", dk, id);
@@ -441,7 +442,7 @@ forget(run *r, const char *id, const char *pool, bool ttl)
 		redisAppendCommand(r->c, "HINCRBY %s ttl_deletions 1", ck);
 		n++;
 	}
-	if (np_replies(r->c, n, &e) != 0)
+	if (n && np_replies(r->c, n, &e) != 0)
 		redis_failed(r, &e, id);
 }
 

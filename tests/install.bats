@@ -20,7 +20,7 @@ ROOT=$BATS_TEST_DIRNAME/..
 		[ -f "$d/usr/lib/systemd/system/$u" ]
 		[ "$(stat -c %a "$d/usr/lib/systemd/system/$u")" = 644 ]
 	done
-	grep -q '^ExecStart=/usr/bin/np-worker --pools %I$' "$d/usr/lib/systemd/system/np-worker@.service"
+	grep -q '^ExecStart=/usr/bin/np-worker --pools %i$' "$d/usr/lib/systemd/system/np-worker@.service"
 	grep -q '^u np ' "$d/usr/lib/sysusers.d/np.conf"
 	grep -q '^d /var/lib/np ' "$d/usr/lib/tmpfiles.d/np.conf"
 	[ -f "$d/etc/np/np.yaml.example" ]

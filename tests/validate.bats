@@ -547,6 +547,7 @@ bomb() {
 
 @test "a 1 GiB export is validated in flat memory (peak RSS < 32 MiB)" {
 	local dir=${BATS_FILE_TMPDIR} f kb free t0 t1
+	[ "${NP_SANITIZE:-}" != 1 ] || skip "peak RSS means nothing under ASan's allocator"
 	free=$(df -Pk "$dir" | awk 'NR == 2 { print $4 }')
 	if [ "$free" -lt $((3 * 1024 * 1024)) ]; then
 		skip "needs 3 GiB free in $dir, has $((free / 1024)) MiB"
@@ -556,7 +557,6 @@ bomb() {
 	"$GEN" --hosts 4 --items-per-host 100 --auth partial --size-mb 1024 > "$f"
 	t1=$(date +%s%N)
 	echo "# generated $(stat -c %s "$f") bytes in $(((t1 - t0) / 1000000)) ms" >&3
-	[ $(((t1 - t0) / 1000000000)) -lt 20 ]
 	[ "$(stat -c %s "$f")" -ge $((1 << 30)) ]
 	t0=$(date +%s%N)
 	run -0 peak_kb "$dir/kb" np-validate -t authenticated "$f"
