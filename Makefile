@@ -58,6 +58,12 @@ check: all $(UNITS) $(DRIVERS)
 lint: all
 	NP_BIN=$(abspath $(BUILD)/bin) tests/run tests/lint.bats
 
+# libFuzzer targets (clang, ASan, UBSan) in build/fuzz, each run
+# FUZZ_SECONDS (default 30) after its regressions; see tests/fuzz/README.
+fuzz:
+	$(MAKE) -f tests/fuzz/fuzz.mk run
+.PHONY: fuzz
+
 demo: all
 	NP_BIN=$(abspath $(BUILD)/bin) scripts/demo
 
@@ -89,6 +95,23 @@ uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/sysusers.d/np.conf $(DESTDIR)$(LIBDIR)/tmpfiles.d/np.conf
 	rm -f $(DESTDIR)$(SYSCONFDIR)/np/np.yaml.example $(DESTDIR)$(DATADIR)/np/np-alerts.yml
 	-rmdir $(DESTDIR)$(SYSCONFDIR)/np $(DESTDIR)$(DATADIR)/np 2>/dev/null
+
+# make bench [BENCH_QUICK=1]: the benchmarks of bench/ (bench/README.md), never
+# part of check. The baselines link hiredis alone.
+BENCH_BIN := $(BUILD)/bench
+$(BENCH_BIN)/baseline-%: bench/baseline/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(shell pkg-config --libs hiredis)
+$(BENCH_BIN)/measure: bench/tools/measure.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $<
+$(BENCH_BIN)/rtt.so: bench/tools/rtt.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -shared -fPIC -o $@ $< -ldl
+bench: all $(addprefix $(BENCH_BIN)/,measure rtt.so baseline-enqueue baseline-ping)
+	NP_BIN=$(abspath $(BUILD)/bin) NP_BENCH_BIN=$(abspath $(BENCH_BIN)) \
+		BENCH_QUICK=$(BENCH_QUICK) bench/run
+.PHONY: bench
 
 clean:
 	rm -rf build

@@ -362,6 +362,9 @@ int np_breaker_success(redisContext *c, const np_config *cfg,
 
 /* report.c: streaming reads of .nessus exports. */
 int np_report_check(const char *path, long *hosts, np_error *err);
+/* Whether an open export may declare a DTD (then XML_PARSE_HUGE must stay
+ * off: in libxml2 2.9 it also lifts the entity expansion limits). */
+bool np_xml_may_have_dtd(int fd);
 /*
  * Validates a .nessus export for a scan type (untrusted, authenticated,
  * authenticated_privileged; NULL = untrusted) and expected host count

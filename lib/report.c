@@ -8,7 +8,7 @@
  * and nothing is fetched (XML_PARSE_NONET, the file is read from a
  * descriptor, so no URL, gzip or lzma handler is involved): XXE is inert.
  * Entity bombs are defused by keeping libxml2's amplification limits on
- * whenever the document may carry a DTD (see may_have_dtd) and by never
+ * whenever the document may carry a DTD (see np_xml_may_have_dtd) and by never
  * asking libxml2 to expand a value that holds an entity reference.
  *
  * One walk serves np_report_check (is this an export at all?) and
@@ -764,8 +764,8 @@ utf8_decl(const char *p)
  * without one XML_PARSE_HUGE is safe; with one it must stay off, since in
  * libxml2 2.9 it also turns off the entity amplification limits.
  */
-static bool
-may_have_dtd(int fd)
+bool
+np_xml_may_have_dtd(int fd)
 {
 	char buf[8192], *p, *end;
 	const char *stop;
@@ -826,7 +826,7 @@ walk_fd(walk *w, int fd, off_t size)
 	int opts = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING |
 	    XML_PARSE_COMPACT | XML_PARSE_NOBLANKS, ret, adv = ADV_READ, i;
 
-	if (!may_have_dtd(fd))
+	if (!np_xml_may_have_dtd(fd))
 		opts |= XML_PARSE_HUGE;
 	if ((w->r = xmlReaderForFd(fd, NULL, NULL, opts)) == NULL) {
 		snprintf(w->xml_error, sizeof(w->xml_error), "cannot start "

@@ -513,6 +513,24 @@ boolean(const char *p, size_t n)
 	return -1;
 }
 
+/* 1e400 or a 30-digit integer is valid JSON text but no reader's number. */
+static bool
+number_fits(const char *p, size_t n)
+{
+	char buf[64], *end;
+
+	if (n >= sizeof(buf))
+		return false;
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	errno = 0;
+	if (strpbrk(buf, ".eE") == NULL) {
+		(void)strtoll(buf, &end, 10);
+		return errno == 0;
+	}
+	return isfinite(strtod(buf, &end)) && errno == 0;
+}
+
 static void
 put_value(sbuf *o, int kind, const char *p, size_t n)
 {
@@ -542,7 +560,8 @@ put_value(sbuf *o, int kind, const char *p, size_t n)
 		break;
 	case K_NUM:
 		trim(&p, &n);
-		if (json_number(p, n))
+		/* As written in the file, when a JSON reader can hold it. */
+		if (json_number(p, n) && number_fits(p, n))
 			sb_add(o, p, n);
 		else
 			sb_puts(o, "null");
@@ -1282,7 +1301,8 @@ stream(rstate *s, const char *path, int fd, np_error *err)
 
 	s->path = path;
 	s->r = xmlReaderForFd(fd, path, NULL, XML_PARSE_NONET |
-	    XML_PARSE_NOWARNING | XML_PARSE_HUGE | XML_PARSE_COMPACT);
+	    XML_PARSE_NOWARNING | XML_PARSE_COMPACT |
+	    (np_xml_may_have_dtd(fd) ? 0 : XML_PARSE_HUGE));
 	if (s->r == NULL)
 		return np_seterr(err, NP_EIO, "%s: cannot read", path);
 	xmlTextReaderSetErrorHandler(s->r, on_xml_error, s);

@@ -449,7 +449,7 @@ BRIEF=host,plugin_id,severity,cve,cvss3_base_score,cvss_base_score,exploit_avail
 	<!ENTITY x SYSTEM "file:///etc/passwd">
 	]>' <<-'XML'
 	<ReportItem port="0" severity="0" pluginID="1" pluginName="n" pluginFamily="f" protocol="tcp" svc_name="general">
-	<plugin_output>[&c;][&x;]</plugin_output>
+	<plugin_output>[&b;][&x;]</plugin_output>
 	</ReportItem>
 	XML
 	id=$(finished "$f")
