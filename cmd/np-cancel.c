@@ -7,6 +7,8 @@
  * scan is stopped and the slot released here, not left to chance.
  */
 #include <getopt.h>
+#include <limits.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -140,6 +142,14 @@ main(int argc, char **argv)
 		np_die_err(&err);
 	if (np_task_load(cfg, id, &task, &err) != 0)
 		np_die_err(&err);
+	/* A cancelled scan will never use its credentials. */
+	{
+		char dir[PATH_MAX], f[PATH_MAX + 32];
+		np_task_dir(cfg, id, dir, sizeof(dir));
+		snprintf(f, sizeof(f), "%s/credentials.json", dir);
+		if (unlink(f) == 0)
+			np_fsync_dir(dir);
+	}
 	if (strcmp(a.previous, "cancelled") != 0) {
 		/* A queued task may have a scan too (handed back by a worker
 		 * that stopped): it must not keep scanning. */

@@ -48,6 +48,34 @@ print_items(np_enqueue_item *v, size_t n, const long *lineno)
 }
 
 /*
+ * Reads one line of stdin, keeping at most REQUEST_MAX + 1 bytes of it:
+ * a huge line is read through, not held, and its length still tells
+ * the caller it was too long. -1 at the end of input.
+ */
+static ssize_t
+read_line(char **buf, size_t *cap)
+{
+	size_t n = 0, seen = 0;
+	int c;
+
+	if (*cap < REQUEST_MAX + 2) {
+		*cap = REQUEST_MAX + 2;
+		*buf = np_xrealloc(*buf, *cap);
+	}
+	while ((c = getchar()) != EOF) {
+		seen++;
+		if (n < REQUEST_MAX + 1)
+			(*buf)[n++] = (char)c;
+		if (c == '\n')
+			break;
+	}
+	(*buf)[n] = '\0';
+	if (seen == 0)
+		return -1;
+	return seen > REQUEST_MAX ? (ssize_t)REQUEST_MAX + 1 : (ssize_t)n;
+}
+
+/*
  * Batch: NDJSON requests in, one answer line per request out, in order.
  * A bad line gets an {"error":...} answer and the batch goes on; Redis
  * going away stops it with status 75. Requests go to Redis in chunks,
@@ -65,7 +93,7 @@ batch(redisContext *c, const np_config *cfg)
 	bool eof = false;
 
 	while (!eof && rc == 0) {
-		if ((len = getline(&line, &cap, stdin)) == -1)
+		if ((len = read_line(&line, &cap)) == -1)
 			eof = true;
 		else {
 			np_enqueue_item *it = &v[n];

@@ -578,7 +578,7 @@ precheck(const char *file, const char *buf, size_t len, np_error *err)
 {
 	yaml_parser_t p;
 	yaml_event_t ev;
-	int docs = 0, rc = 0;
+	int docs = 0, depth = 0, rc = 0;
 
 	yaml_parser_initialize(&p);
 	yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
@@ -597,6 +597,16 @@ precheck(const char *file, const char *buf, size_t len, np_error *err)
 			rc = np_seterr(err, NP_ECONFIG,
 			    "%s:%lu: more than one YAML document", file,
 			    (unsigned long)ev.start_mark.line + 1);
+		else if ((ev.type == YAML_SEQUENCE_START_EVENT ||
+		    ev.type == YAML_MAPPING_START_EVENT) && ++depth > 32)
+			/* np's config is 4 levels deep; refuse deep nesting
+			 * before the loader recurses into it. */
+			rc = np_seterr(err, NP_ECONFIG,
+			    "%s:%lu: nested too deeply", file,
+			    (unsigned long)ev.start_mark.line + 1);
+		else if (ev.type == YAML_SEQUENCE_END_EVENT ||
+		    ev.type == YAML_MAPPING_END_EVENT)
+			depth--;
 		if (ev.type == YAML_STREAM_END_EVENT || rc) {
 			yaml_event_delete(&ev);
 			break;
