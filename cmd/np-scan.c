@@ -633,6 +633,9 @@ main(int argc, char **argv)
 		np_die_err(&err);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	/* A dropped Redis or scanner connection is an error to handle,
+	 * not a reason to die. */
+	signal(SIGPIPE, SIG_IGN);
 	sc.cfg = np_config_open();
 	if (np_task_load(sc.cfg, sc.id, &sc.task, &err) != 0)
 		np_die_err(&err);

@@ -550,6 +550,9 @@ main(int argc, char **argv)
 	sigaction(SIGTERM, &stop, NULL);
 	sigaction(SIGINT, &stop, NULL);
 	sigaction(SIGHUP, &hup, NULL);
+	/* A dropped Redis or scanner connection is an error to handle,
+	 * not a reason to die. */
+	signal(SIGPIPE, SIG_IGN);
 	rc_ = np_redis_open(cfg);
 	{
 		json_t *problems = json_array(), *p;

@@ -1,0 +1,384 @@
+#!/usr/bin/env bats
+# Chaos: kill -9 of np-worker or of np-scan at every step of a task's
+# life, then recovery by a new worker or by np-housekeep. Every task ends
+# in exactly one terminal state, none is lost, none runs twice on Nessus,
+# no claim or slot lease is left, and task.json is valid JSON throughout.
+#
+# A step is held open with the fake's "slow" injection (the request waits
+# before it is handled) or, for the last one, by holding the record's
+# lock. A held request is handled by the fake only after the test is
+# over: each test has its own fake, stopped by teardown.
+# shellcheck disable=SC2154
+
+NP_BIN=${NP_BIN:-$BATS_TEST_DIRNAME/../../build/rel/bin}
+load ../helpers
+load chaos
+
+setup_file() {
+	redis_start ""
+	export NP_REDIS_URL REDIS_SOCK REDIS_DIR
+	"$BATS_TEST_DIRNAME/../fake-nessus/mkcert.sh" "$BATS_FILE_TMPDIR/tls" > /dev/null 2>&1
+}
+
+teardown_file() {
+	redis_stop
+}
+
+setup() {
+	redis_flush
+	FAKE_DIR=$BATS_TEST_TMPDIR/fakes
+	export FAKE_DIR
+	mkdir -p "$FAKE_DIR"
+	cp -r "$BATS_FILE_TMPDIR/tls" "$FAKE_DIR/tls"
+	fake_start s1 "$FAKE_DIR" '{"pending_seconds":0.05,"running_seconds":0.3}'
+	scan_env
+	# Requests may be held for long (request_timeout); claims expire fast.
+	keys_scanner s1 2 | scan_config $'  request_timeout: 20s\n  max_attempts: 10\n  lease_ttl: 1s\n'
+	json_watch
+}
+
+teardown() {
+	exec 9>&- 2> /dev/null || true
+	kill_tracked
+	fake_stop "$FAKE_DIR"
+}
+
+enqueue() {
+	np-enqueue -n "${2:-t}" -T "${1:-10.0.0.1}" | jq -er .task_id
+}
+
+inject() {
+	fake s1 POST /__fake/inject "$1" > /dev/null
+}
+
+is() { # is ID FIELD VALUE
+	[ "$(task "$2" "$1")" = "$3" ]
+}
+
+logged() { # logged JQ_SELECT: the fake has answered such a request
+	[ -n "$(fake_requests s1 "select($1)")" ]
+}
+
+# The record's age, faked: np-housekeep puts a lost queued task back in
+# line only when it and its last event are over a minute old.
+age() {
+	local f=$NP_DATA_DIR/tasks/$1/task.json t
+	t=$(date -u -d "@$(($(date +%s) - 600))" +%Y-%m-%dT%H:%M:%S.000Z)
+	jq --arg t "$t" '.created_at = $t | .history |= map(.at = $t)' "$f" > "$f.new" &&
+		mv "$f.new" "$f"
+}
+
+# reach POINT ID: sets up the fault holding task ID at POINT; run before
+# the worker starts. at POINT ID waits until the task is there.
+reach() {
+	case $1 in
+	take)	# np-worker took the task and its slot; np-scan has not started
+		mkdir -p "$BATS_TEST_TMPDIR/hold"
+		cat > "$BATS_TEST_TMPDIR/hold/np-scan" <<-EOF
+		#!/bin/bash
+		echo \$\$ > "$BATS_TEST_TMPDIR/hold/at.\$1"
+		while [ -e "$BATS_TEST_TMPDIR/hold/on" ]; do sleep 0.05; done
+		exec "$NP_BIN/np-scan" "\$@"
+		EOF
+		chmod +x "$BATS_TEST_TMPDIR/hold/np-scan"
+		touch "$BATS_TEST_TMPDIR/hold/on"
+		export NP_SCAN_BIN=$BATS_TEST_TMPDIR/hold/np-scan ;;
+	lease)	# np-scan runs the task (record running), first request held
+		inject '{"slow":[{"route":"GET /scans","seconds":60}]}' ;;
+	create)	# the Nessus scan exists and is recorded, its launch held
+		inject '{"slow":[{"route":"POST /scans/*/launch","seconds":60}]}' ;;
+	running) # the Nessus scan runs
+		fake s1 POST /__fake/config '{"running_seconds":2}' > /dev/null ;;
+	download) # the export is ready, its download held
+		inject '{"slow":[{"route":"GET /scans/*/export/*/download","seconds":60}]}' ;;
+	final)	# scan.nessus downloaded, the record's final writes not made
+		inject '{"slow":[{"route":"GET /scans/*/export/*/download","seconds":1}]}' ;;
+	esac
+}
+
+at() {
+	local id=$2
+	case $1 in
+	take)
+		within 10 test -s "$BATS_TEST_TMPDIR/hold/at.$id"
+		is "$id" status queued
+		[ "$(rc hget 'np:{nessus}:claimed' "$id")" = s1 ] ;;
+	lease)
+		within 10 is "$id" status running
+		is "$id" attempts 1
+		is "$id" nessus_scan_id null
+		sleep 0.3
+		# Still held: no scan was created.
+		! logged '.path == "/scans" and .method == "POST"' ;;
+	create)
+		within 10 is "$id" status running
+		within 10 logged '.path == "/scans" and .method == "POST" and .status == 200'
+		within 5 sh -c "[ \"\$(jq -r .nessus_scan_id '$NP_DATA_DIR/tasks/$id/task.json')\" != null ]"
+		sleep 0.3
+		is "$id" launched_at null
+		! logged '(.path | endswith("/launch"))' ;;
+	running)
+		within 10 is "$id" nessus_status running
+		[ "$(task launched_at "$id")" != null ] ;;
+	download)
+		within 10 logged '(.path | test("/export/[0-9]+/status$")) and .status == 200'
+		sleep 0.3
+		[ ! -e "$NP_DATA_DIR/tasks/$id/scan.nessus" ] ;;
+	final)
+		within 10 logged '(.path | test("/export/[0-9]+/status$")) and .status == 200'
+		# Hold the record's lock, as a writer would: np-scan's next
+		# write (the verdict, then completed) waits for it.
+		exec 9> "$NP_DATA_DIR/tasks/$id/.lock"
+		flock -x 9
+		within 10 test -e "$NP_DATA_DIR/tasks/$id/scan.nessus"
+		sleep 0.3
+		is "$id" status running
+		is "$id" validation_stats null ;;
+	esac
+}
+
+# The run of one case: task ID killed (VICTIM worker or scan) at POINT,
+# recovered by HOW (worker: a new worker; housekeep: np-housekeep first).
+kill_case() {
+	local point=$1 victim=$2 how=$3 id pids p want
+	id=$(enqueue)
+	reach "$point"
+	start_worker
+	at "$point" "$id"
+	jq -e . "$NP_DATA_DIR/tasks/$id/task.json" > /dev/null
+	if [ "$victim" = worker ]; then
+		kill -9 "$W"
+		wait "$W" 2> /dev/null || true
+	else
+		pids=$(scan_pids "$id")
+		[ -n "$pids" ]
+		for p in $pids; do kill -9 "$p"; done
+	fi
+	jq -e . "$NP_DATA_DIR/tasks/$id/task.json" > /dev/null
+	[ "$point" = final ] && { exec 9>&-; }
+	rm -f "$BATS_TEST_TMPDIR/hold/on"
+	within 10 no_scan "$id"
+	if [ "$victim" = worker ]; then
+		kill -0 "$W" 2> /dev/null && false
+		if [ "$how" = housekeep ]; then
+			# The dead worker's claim expires (lease_ttl 1s).
+			within 10 sh -c "[ -n \"\$(redis-cli -s '$REDIS_SOCK' zrangebyscore 'np:{nessus}:claims' -inf \$(date +%s%3N))\" ]"
+			run -0 --separate-stderr np-housekeep
+			jq -e '.recovered == 1 and .errors == []' <<< "$output"
+		fi
+	else
+		# The worker outlives its np-scan and puts the task back in line,
+		# except before np-scan started: the record still says queued,
+		# the task is in no queue, and housekeeping requeues it.
+		if [ "$point" = take ]; then
+			within 10 sh -c "[ \"\$(redis-cli -s '$REDIS_SOCK' zcard 'np:{nessus}:claims')\" = 0 ]"
+			is "$id" status queued
+			kill -TERM "$W"
+			wait "$W"
+			age "$id"
+			run -0 --separate-stderr np-housekeep
+			jq -e '.requeued == 1 and .errors == []' <<< "$output"
+		else
+			within 30 is "$id" status completed
+			kill -TERM "$W"
+			wait "$W"
+		fi
+	fi
+	unset NP_SCAN_BIN
+	run -0 drain
+	is "$id" status completed
+	# It went back in line once, and ran again; but an np-scan that had
+	# its export already ends the task itself when its worker dies (the
+	# recovery leaves a final record as it is).
+	want=1
+	[ "$point/$victim" = final/worker ] && want=0
+	jq -e --argjson n "$want" '[.history[] | select(.event == "requeued")] | length == $n' \
+		"$NP_DATA_DIR/tasks/$id/task.json"
+	[ "$(grep -c '<ReportHost ' "$NP_DATA_DIR/tasks/$id/scan.nessus")" -eq 1 ]
+	settled nessus "$id"
+	once s1 -- "$id"
+	json_watched
+	# Nothing left for housekeeping to do.
+	run -0 --separate-stderr np-housekeep
+	jq -e '.recovered == 0 and .requeued == 0' <<< "$output"
+}
+
+@test "kill -9 worker after take (np-scan not started); np-housekeep recovers" {
+	kill_case take worker housekeep
+}
+
+@test "kill -9 np-scan after take (before it ran); np-housekeep requeues the lost task" {
+	kill_case take scan worker
+}
+
+@test "kill -9 worker after the lease (np-scan running, no scan yet); a new worker recovers" {
+	kill_case lease worker worker
+}
+
+@test "kill -9 np-scan after the lease (no scan yet); the worker hands the task back" {
+	kill_case lease scan worker
+}
+
+@test "kill -9 worker after create, before launch; np-housekeep recovers, the scan is launched once" {
+	kill_case create worker housekeep
+}
+
+@test "kill -9 np-scan after create, before launch; relaunched once, never recreated" {
+	kill_case create scan worker
+}
+
+@test "kill -9 worker while the scan runs; a new worker reattaches" {
+	kill_case running worker worker
+}
+
+@test "kill -9 np-scan while the scan runs; the worker reattaches" {
+	kill_case running scan worker
+}
+
+@test "kill -9 worker during the export download; np-housekeep recovers" {
+	kill_case download worker housekeep
+}
+
+@test "kill -9 np-scan during the export download; downloaded again, scanned once" {
+	kill_case download scan worker
+}
+
+@test "kill -9 worker after the download, before the final write; a new worker recovers" {
+	kill_case final worker worker
+}
+
+@test "kill -9 np-scan after the download, before the final write" {
+	kill_case final scan worker
+}
+
+@test "random kill -9 of workers and np-scans for 8s, with housekeeping: all complete, each scanned once" {
+	fake s1 POST /__fake/config '{"running_seconds":0.8}' > /dev/null
+	fake_start s2 "$FAKE_DIR" '{"pending_seconds":0.05,"running_seconds":0.8}'
+	{ keys_scanner s1 2; keys_scanner s2 2; } |
+		scan_config $'  request_timeout: 5s\n  max_attempts: 100\n  lease_ttl: 1s\n'
+	for i in $(seq 16); do
+		printf '{"name":"r%d","targets":"10.9.0.%d"}\n' "$i" "$i"
+	done | np-enqueue --batch | jq -r .task_id > "$BATS_TEST_TMPDIR/ids"
+	[ "$(wc -l < "$BATS_TEST_TMPDIR/ids")" -eq 16 ]
+	start_worker
+	w1=$W
+	start_worker
+	w2=$W
+	kills=0
+	end=$((SECONDS + 8))
+	while [ "$SECONDS" -lt "$end" ]; do
+		sleep "0.$((RANDOM % 4 + 1))"
+		case $((RANDOM % 5)) in
+		0) # a worker, replaced at once
+			if [ $((RANDOM % 2)) = 0 ]; then
+				kill -9 "$w1"
+				wait "$w1" 2> /dev/null || true
+				start_worker
+				w1=$W
+			else
+				kill -9 "$w2"
+				wait "$w2" 2> /dev/null || true
+				start_worker
+				w2=$W
+			fi ;;
+		1) np-housekeep > /dev/null 2>&1 || true ;;
+		*) # an np-scan
+			p=$(pgrep -P "$w1,$w2" | shuf -n 1)
+			[ -z "$p" ] || kill -9 "$p" 2> /dev/null || true ;;
+		esac
+		kills=$((kills + 1))
+	done
+	kill -TERM "$w1" "$w2"
+	wait "$w1" "$w2" || true
+	run -0 drain
+	mapfile -t ids < "$BATS_TEST_TMPDIR/ids"
+	for id in "${ids[@]}"; do is "$id" status completed; done
+	settled nessus "${ids[@]}"
+	# Each task's scan is on one of the two scanners, made and launched once.
+	once s1 s2 -- "${ids[@]}"
+	n=0
+	for s in s1 s2; do
+		n=$((n + $(fake "$s" GET /__fake/scans | jq '.scans | length')))
+	done
+	[ "$n" -eq 16 ]
+	json_watched
+	echo "# $kills faults injected" >&3
+}
+
+@test "a worker frozen (SIGSTOP) past its lease with its np-scan: recovered elsewhere, it stops its np-scan on waking" {
+	# Long enough that both np-scans would still be polling at the check.
+	fake s1 POST /__fake/config '{"running_seconds":8}' > /dev/null
+	id=$(enqueue)
+	start_worker
+	w1=$W
+	within 10 is "$id" nessus_status running
+	a=$(scan_pids "$id")
+	[ -n "$a" ]
+	sid=$(task nessus_scan_id "$id")
+	# A paused VM, say: the worker and its np-scan stop renewing. (Not in
+	# the middle of a record write: that is the next test.)
+	exec 9> "$NP_DATA_DIR/tasks/$id/.lock"
+	flock -x 9
+	kill -STOP "$w1" "$a"
+	exec 9>&-
+	sleep 1.5
+	run -0 --separate-stderr np-housekeep
+	jq -e '.recovered == 1' <<< "$output"
+	is "$id" status queued
+	# Another worker takes the task and reattaches to its scan.
+	start_worker
+	w2=$W
+	within 10 is "$id" attempts 2
+	within 10 is "$id" status running
+	[ "$(scan_pids "$id" | wc -l)" -eq 2 ]
+	kill -CONT "$a" "$w1"
+	# np-worker(8): "on reconnecting, it finds them gone at the next
+	# renewal and stops those scans": the claim is the other worker's now.
+	within 3 sh -c "[ \"\$(pgrep -cf 'np-scan $id\$')\" -le 1 ]"
+	kill -0 "$a" 2> /dev/null && { echo "np-scan $a of the frozen worker still runs" >&2; false; }
+	within 30 is "$id" status completed
+	kill -TERM "$w1" "$w2"
+	wait "$w1"
+	wait "$w2"
+	[ "$(task nessus_scan_id "$id")" = "$sid" ]
+	np-validate "$NP_DATA_DIR/tasks/$id/scan.nessus" > /dev/null
+	settled nessus "$id"
+	once s1 -- "$id"
+	json_watched
+}
+
+@test "a record writer stuck holding the record's lock does not hang np-housekeep nor a worker's recovery" {
+	fake s1 POST /__fake/config '{"running_seconds":3}' > /dev/null
+	id=$(enqueue)
+	start_worker
+	w1=$W
+	within 10 is "$id" nessus_status running
+	# A writer of the record hangs while holding its lock (a stalled disk,
+	# say): here this shell holds it.
+	exec 9> "$NP_DATA_DIR/tasks/$id/.lock"
+	flock -x 9
+	# Its worker dies; the claim expires.
+	kill -9 "$w1"
+	wait "$w1" 2> /dev/null || true
+	within 10 sh -c "[ -n \"\$(redis-cli -s '$REDIS_SOCK' zrangebyscore 'np:{nessus}:claims' -inf \$(date +%s%3N))\" ]"
+	# np-housekeep(8): "A task being written is skipped until the next run".
+	# (Nothing started from here on may inherit the lock: 9>&-.)
+	run --separate-stderr timeout 10 np-housekeep 9>&-
+	[ "$status" -eq 0 ] || { echo "np-housekeep: status $status (124: it hung on the lock)" >&2; exec 9>&-; false; }
+	# A worker recovering the claim goes on serving other tasks meanwhile.
+	other=$(enqueue 10.0.0.2 other 9>&-)
+	start_worker 9>&-
+	w2=$W
+	ok=0
+	for _ in $(seq 100); do
+		[ "$(task status "$other")" = completed ] && { ok=1; break; }
+		sleep 0.1
+	done
+	exec 9>&-
+	[ "$ok" = 1 ] || { echo "the worker stalled behind the record lock" >&2; false; }
+	within 30 is "$id" status completed
+	kill -TERM "$w2"
+	wait "$w2"
+	settled nessus "$id" "$other"
+	once s1 -- "$id" "$other"
+}
