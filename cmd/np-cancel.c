@@ -85,7 +85,7 @@ release(redisContext *c, const np_config *cfg, const char *pool,
 	if ((r = np_redis_cmd(c, &err, "HGET %s %s", k, id)) == NULL)
 		return;
 	if (r->type == REDIS_REPLY_STRING)
-		np_lease_release(c, cfg, pool, r->str, id, &err);
+		np_lease_release(c, cfg, pool, r->str, id, 0, &err);
 	freeReplyObject(r);
 }
 

@@ -18,6 +18,8 @@
 
 #include "np.h"
 
+#define PUBLISH_WAIT_MS 30000
+
 #define EXPORT_WAIT_MS (30 * 60 * 1000)
 
 typedef struct {
@@ -371,6 +373,34 @@ record_verdict(scan *sc, json_t *v)
 	    np_json_str(v, "authentication_status") : "unknown");
 }
 
+/*
+ * Shows an ended task in the index. The record is final already; if
+ * Redis is away, wait for it a while (the scan is over: nothing else to
+ * do), then leave it to lease recovery, which brings the task back to an
+ * np-scan that republishes it.
+ */
+static void
+publish(scan *sc, json_t *task)
+{
+	int64_t until = np_now_ms() + PUBLISH_WAIT_MS, pause = 250;
+	np_error err;
+
+	while (np_task_republish(sc->c, sc->cfg, task, &err) == NP_ETEMP) {
+		if (np_interrupted || np_now_ms() > until) {
+			np_warn("task %s: %s; its index entry is repaired when "
+			    "its lease is recovered", sc->id, err.msg);
+			return;
+		}
+		np_sleep_ms(pause);
+		if ((pause *= 2) > 4000)
+			pause = 4000;
+		redisFree(sc->c);
+		sc->c = NULL;
+		if (np_redis_connect(sc->cfg, &sc->c, &err) != 0)
+			sc->c = NULL;
+	}
+}
+
 /* Ends a completed scan: record, durations for estimates, breaker. */
 static int
 complete(scan *sc, np_error *err)
@@ -398,7 +428,7 @@ complete(scan *sc, np_error *err)
 	    (void *)"completed", NP_SYNC, err)) != 0)
 		return rc == NP_NO ? 0 : rc;	/* cancelled meanwhile */
 	if (np_task_load(sc->cfg, sc->id, &task, err) == 0) {
-		np_index_put(sc->c, sc->cfg, task, err);
+		publish(sc, task);
 		np_count_end(sc->c, sc->cfg, task);
 		json_decref(task);
 	}
@@ -657,6 +687,10 @@ main(int argc, char **argv)
 		if (rc == NP_NO) {
 			np_info("%s", err.msg);
 			rc = 0;
+			/* Ended, and back in line: Redis may have missed the
+			 * end (see publish). */
+			if (np_task_republish(sc.c, sc.cfg, sc.task, &err) != 0)
+				np_warn("task %s: %s", sc.id, err.msg);
 		} else
 			np_die_err(&err);
 	} else {

@@ -29,6 +29,7 @@ typedef struct {
 	char id[NP_TASKID_LEN + 1];
 	char pool[72];
 	char inst[72];
+	int64_t deadline;	/* of its claim, as last set: our token */
 	bool lost;		/* its claim was recovered by someone else */
 } child;
 
@@ -161,6 +162,7 @@ spawn(const np_pool *p, const np_pool_view *v)
 	snprintf(k->id, sizeof(k->id), "%s", v->task_id);
 	snprintf(k->pool, sizeof(k->pool), "%s", p->name);
 	snprintf(k->inst, sizeof(k->inst), "%s", inst);
+	k->deadline = v->deadline;
 	np_info("task %s: np-scan %d on %s/%s", k->id, (int)pid, p->name, inst);
 }
 
@@ -200,6 +202,19 @@ finished(child *k, int status)
 	json_t *task;
 	np_error err;
 
+	if (rc_ == NULL) {
+		/* Stopping while Redis is away: nothing can be handed back;
+		 * the claim expires and recovery puts the task back in line. */
+		np_warn("task %s: np-scan %d ended while Redis is unreachable; "
+		    "the task is recovered when its lease expires", k->id,
+		    (int)k->pid);
+		return;
+	}
+	/* Frozen past our deadline, we may learn only now that the task is
+	 * someone else's: then its record and line are not ours to touch. */
+	if (!k->lost && code != 0 && np_lease_renew(rc_, cfg, k->pool, k->inst,
+	    k->id, &k->deadline, &err) == NP_NO)
+		k->lost = true;
 	if (k->lost) {
 		np_warn("task %s: np-scan %d ended after its claim was "
 		    "recovered elsewhere", k->id, (int)k->pid);
@@ -207,8 +222,11 @@ finished(child *k, int status)
 	}
 	if (code == 0 || code == NP_NO || code == NP_ENOINPUT ||
 	    code == NP_EDATA) {
-		if (!redis_ok(np_lease_release(rc_, cfg, k->pool, k->inst, k->id,
-		    &err), &err))
+		int rc = np_lease_release(rc_, cfg, k->pool, k->inst, k->id,
+		    k->deadline, &err);
+		if (rc == NP_NO)
+			np_warn("%s", err.msg);
+		else if (!redis_ok(rc, &err))
 			np_warn("task %s: slot not released; it expires", k->id);
 		return;
 	}
@@ -220,7 +238,8 @@ finished(child *k, int status)
 		return;
 	}
 	if (np_task_load(cfg, k->id, &task, &err) != 0) {
-		np_lease_release(rc_, cfg, k->pool, k->inst, k->id, &err);
+		np_lease_release(rc_, cfg, k->pool, k->inst, k->id, k->deadline,
+		    &err);
 		return;
 	}
 	snprintf(why, sizeof(why), "%s%s", code < 0 ?
@@ -228,10 +247,12 @@ finished(child *k, int status)
 	    np_json_str(task, "error") ? np_json_str(task, "error") :
 	    "transient failure");
 	if (strcmp(np_json_str(task, "status"), "running") != 0) {
-		np_lease_release(rc_, cfg, k->pool, k->inst, k->id, &err);
+		np_lease_release(rc_, cfg, k->pool, k->inst, k->id, k->deadline,
+		    &err);
 	} else if (json_integer_value(json_object_get(task, "attempts")) >=
 	    cfg->s.max_attempts) {
-		np_lease_release(rc_, cfg, k->pool, k->inst, k->id, &err);
+		np_lease_release(rc_, cfg, k->pool, k->inst, k->id, k->deadline,
+		    &err);
 		char msg[700];
 		snprintf(msg, sizeof(msg), "after %ld attempts: %s",
 		    cfg->s.max_attempts, why);
@@ -300,7 +321,7 @@ renew_all(void)
 		if (kids[i].lost)
 			continue;
 		rc = np_lease_renew(rc_, cfg, kids[i].pool, kids[i].inst,
-		    kids[i].id, &err);
+		    kids[i].id, &kids[i].deadline, &err);
 		if (rc == NP_NO) {
 			np_warn("%s; stopping np-scan %d", err.msg,
 			    (int)kids[i].pid);

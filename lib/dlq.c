@@ -64,3 +64,28 @@ np_task_fail(redisContext *c, const np_config *cfg, const char *id,
 	json_decref(task);
 	return rc;
 }
+
+/*
+ * Puts a task whose record has ended back where Redis shows ended tasks:
+ * its index entry and, when it failed, its dead-letter entry. A crash or
+ * a Redis outage between the record's end and those (np_task_fail,
+ * np-scan's completion) left them behind; such a task comes back through
+ * lease recovery, and np-scan calls this on finding it ended. Idempotent.
+ */
+int
+np_task_republish(redisContext *c, const np_config *cfg, json_t *task,
+    np_error *err)
+{
+	const char *st = np_json_str(task, "status");
+	char k[NP_KEYMAX];
+	redisReply *r;
+
+	if (st && (!strcmp(st, "failed") || !strcmp(st, "timeout"))) {
+		np_key_pool(k, cfg, np_json_str(task, "scanner_pool"), "dlq");
+		if ((r = np_redis_cmd(c, err, "ZADD %s NX %lld %s", k,
+		    (long long)np_now_ms(), np_json_str(task, "task_id"))) == NULL)
+			return err->code;
+		freeReplyObject(r);
+	}
+	return np_index_put(c, cfg, task, err);
+}

@@ -95,9 +95,16 @@ static const char pick_lua[] =
 "end\n"
 "return out\n";
 
-/* KEYS: claims, slots of inst, breaker of inst. ARGV: task, deadline. */
+/*
+ * KEYS: claims, slots of inst, breaker of inst. ARGV: task, deadline,
+ * the deadline the holder last set (0: any). A claim recovered, or
+ * recovered and taken again by another worker, is not renewed: a holder
+ * that was frozen past its deadline learns it lost the task.
+ */
 static const char renew_lua[] =
-"if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end\n"
+"local s = redis.call('ZSCORE', KEYS[1], ARGV[1])\n"
+"if not s then return 0 end\n"
+"if ARGV[3] ~= '0' and tonumber(s) ~= tonumber(ARGV[3]) then return 0 end\n"
 "redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[1])\n"
 "redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])\n"
 "if redis.call('HGET', KEYS[3], 'probe') == ARGV[1] then\n"
@@ -105,8 +112,15 @@ static const char renew_lua[] =
 "end\n"
 "return 1\n";
 
-/* KEYS: claims, claimed, slots of inst, pinned, wake. ARGV: task. */
+/*
+ * KEYS: claims, claimed, slots of inst, pinned, wake. ARGV: task, the
+ * holder's deadline (0: any). Another holder's claim is left alone (-1).
+ */
 static const char release_lua[] =
+"if ARGV[2] ~= '0' then\n"
+"  local s = redis.call('ZSCORE', KEYS[1], ARGV[1])\n"
+"  if s and tonumber(s) ~= tonumber(ARGV[2]) then return -1 end\n"
+"end\n"
 "redis.call('ZREM', KEYS[1], ARGV[1])\n"
 "redis.call('HDEL', KEYS[2], ARGV[1])\n"
 "local n = redis.call('ZREM', KEYS[3], ARGV[1])\n"
@@ -223,6 +237,7 @@ pick(redisContext *c, const np_config *cfg, const np_pool *p,
 	out->n = n;
 	out->v = np_xcalloc(n, sizeof(*out->v));
 	out->chosen = (long)int_at(r, 0);
+	out->deadline = now + cfg->s.lease_ttl;
 	if (r->element[1]->type == REDIS_REPLY_STRING &&
 	    r->element[1]->len <= NP_TASKID_LEN)
 		memcpy(out->task_id, r->element[1]->str, r->element[1]->len);
@@ -272,35 +287,38 @@ np_lease_take(redisContext *c, const np_config *cfg, const np_pool *p,
 
 int
 np_lease_renew(redisContext *c, const np_config *cfg, const char *pool,
-    const char *inst, const char *task_id, np_error *err)
+    const char *inst, const char *task_id, int64_t *deadline, np_error *err)
 {
-	char k[3][NP_KEYMAX], dl[24];
-	const char *argv[5];
+	char k[3][NP_KEYMAX], dl[24], was[24];
+	const char *argv[6];
+	int64_t next = np_now_ms() + cfg->s.lease_ttl;
 	redisReply *r;
 	int rc;
 
 	np_key_pool(k[0], cfg, pool, "claims");
 	np_key_inst(k[1], cfg, pool, "slots", inst);
 	np_key_inst(k[2], cfg, pool, "breaker", inst);
-	snprintf(dl, sizeof(dl), "%lld",
-	    (long long)(np_now_ms() + cfg->s.lease_ttl));
+	snprintf(dl, sizeof(dl), "%lld", (long long)next);
+	snprintf(was, sizeof(was), "%lld", (long long)*deadline);
 	argv[0] = k[0], argv[1] = k[1], argv[2] = k[2];
-	argv[3] = task_id, argv[4] = dl;
-	if ((rc = np_redis_eval(c, renew_lua, 3, 5, argv, &r, err)) != 0)
+	argv[3] = task_id, argv[4] = dl, argv[5] = was;
+	if ((rc = np_redis_eval(c, renew_lua, 3, 6, argv, &r, err)) != 0)
 		return rc;
 	rc = r->type == REDIS_REPLY_INTEGER && r->integer == 1 ? 0 :
 	    np_seterr(err, NP_NO, "task %s: claim lost (expired and recovered)",
 	    task_id);
+	if (rc == 0)
+		*deadline = next;
 	freeReplyObject(r);
 	return rc;
 }
 
 int
 np_lease_release(redisContext *c, const np_config *cfg, const char *pool,
-    const char *inst, const char *task_id, np_error *err)
+    const char *inst, const char *task_id, int64_t deadline, np_error *err)
 {
-	char k[5][NP_KEYMAX];
-	const char *argv[6];
+	char k[5][NP_KEYMAX], was[24];
+	const char *argv[7];
 	redisReply *r;
 	int rc;
 
@@ -312,10 +330,15 @@ np_lease_release(redisContext *c, const np_config *cfg, const char *pool,
 	for (int i = 0; i < 5; i++)
 		argv[i] = k[i];
 	argv[5] = task_id;
-	if ((rc = np_redis_eval(c, release_lua, 5, 6, argv, &r, err)) != 0)
+	snprintf(was, sizeof(was), "%lld", (long long)deadline);
+	argv[6] = was;
+	if ((rc = np_redis_eval(c, release_lua, 5, 7, argv, &r, err)) != 0)
 		return rc;
+	rc = r->type == REDIS_REPLY_INTEGER && r->integer < 0 ?
+	    np_seterr(err, NP_NO, "task %s: claimed by another worker now",
+	    task_id) : 0;
 	freeReplyObject(r);
-	return 0;
+	return rc;
 }
 
 /* Marks a claimed task as bound to its scanner (its Nessus scan exists). */

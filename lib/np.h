@@ -209,6 +209,10 @@ int np_task_write(const np_config *cfg, const char *id, json_t *task,
 int np_task_load(const np_config *cfg, const char *id, json_t **out,
     np_error *err);
 typedef int (*np_task_fn)(json_t *task, void *arg, np_error *err);
+/* np_task_update waits for a busy record at most NP_LOCK_WAIT_MS, or not
+ * at all with NP_TRYLOCK; either way a busy record is NP_ETEMP. */
+#define NP_TRYLOCK 2
+#define NP_LOCK_WAIT_MS 10000
 int np_task_update(const np_config *cfg, const char *id, np_task_fn fn,
     void *arg, int flags, np_error *err);
 bool np_state_valid(const char *s);
@@ -255,6 +259,7 @@ typedef struct {
 	size_t n;
 	long chosen;		/* index into v, or -1 */
 	char task_id[NP_TASKID_LEN + 1];	/* take: the task taken */
+	int64_t deadline;	/* acquire, take: the claim's deadline */
 } np_pool_view;
 
 int np_lease_view(redisContext *c, const np_config *cfg, const np_pool *p,
@@ -264,10 +269,13 @@ int np_lease_acquire(redisContext *c, const np_config *cfg,
     np_pool_view *out, np_error *err);
 int np_lease_take(redisContext *c, const np_config *cfg, const np_pool *p,
     np_pool_view *out, np_error *err);
+/* A claim's deadline is its holder's token: renew and release act only
+ * when the claim still has the deadline its holder last set (0: any). */
 int np_lease_renew(redisContext *c, const np_config *cfg, const char *pool,
-    const char *inst, const char *task_id, np_error *err);
+    const char *inst, const char *task_id, int64_t *deadline, np_error *err);
 int np_lease_release(redisContext *c, const np_config *cfg,
-    const char *pool, const char *inst, const char *task_id, np_error *err);
+    const char *pool, const char *inst, const char *task_id, int64_t deadline,
+    np_error *err);
 int np_lease_pin(redisContext *c, const np_config *cfg, const char *pool,
     const char *task_id, np_error *err);
 int np_lease_recover(redisContext *c, const np_config *cfg,
@@ -293,7 +301,7 @@ int np_queue_stats_get(redisContext *c, const np_config *cfg,
     np_error *err);
 long np_estimate_wait(const np_queue_stats *st, long position);
 int np_task_mark_queued(const np_config *cfg, const char *id,
-    const char *why, int attempts_delta, np_error *err);
+    const char *why, int attempts_delta, int flags, np_error *err);
 int np_task_requeue(redisContext *c, const np_config *cfg, const char *id,
     const char *why, int attempts_delta, const char *held, np_error *err);
 int np_recover_pool(redisContext *c, const np_config *cfg, const np_pool *p,
@@ -304,6 +312,8 @@ int np_queue_remove(redisContext *c, const np_config *cfg, const np_pool *p,
 /* dlq.c: failed tasks and the dead-letter queue. */
 int np_task_fail(redisContext *c, const np_config *cfg, const char *id,
     const char *state, const char *reason, const char *msg, np_error *err);
+int np_task_republish(redisContext *c, const np_config *cfg, json_t *task,
+    np_error *err);
 
 /* notify.c: sd_notify(3) for np-worker under systemd (Type=notify). */
 int np_notify(const char *state);

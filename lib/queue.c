@@ -184,11 +184,11 @@ to_queued(json_t *task, void *arg, np_error *err)
 /* The record's half of putting a task back in line. */
 int
 np_task_mark_queued(const np_config *cfg, const char *id, const char *why,
-    int attempts_delta, np_error *err)
+    int attempts_delta, int flags, np_error *err)
 {
 	requeue_arg a = { why, attempts_delta };
 
-	return np_task_update(cfg, id, to_queued, &a, NP_SYNC, err);
+	return np_task_update(cfg, id, to_queued, &a, NP_SYNC | flags, err);
 }
 
 /*
@@ -226,7 +226,7 @@ np_task_requeue(redisContext *c, const np_config *cfg, const char *id,
 	redisReply *r;
 	int rc, i;
 
-	if ((rc = np_task_mark_queued(cfg, id, why, attempts_delta, err)) != 0 ||
+	if ((rc = np_task_mark_queued(cfg, id, why, attempts_delta, 0, err)) != 0 ||
 	    (rc = np_task_load(cfg, id, &task, err)) != 0)
 		return rc;
 	pool = np_json_str(task, "scanner_pool");
@@ -275,9 +275,10 @@ np_recover_pool(redisContext *c, const np_config *cfg, const np_pool *p,
 		np_warn("task %s: its worker stopped renewing its lease; back "
 		    "in line", ids[i]);
 		/* A record already final (its np-scan finished, the worker
-		 * died before releasing) stays as it is. */
+		 * died before releasing) stays as it is. One being written is
+		 * left "running": the next np-scan takes it as it is. */
 		np_task_mark_queued(cfg, ids[i], "recovered: lease expired", 0,
-		    &e);
+		    NP_TRYLOCK, &e);
 		free(ids[i]);
 	}
 	free(ids);

@@ -186,6 +186,10 @@ np_redis_cmd(redisContext *c, np_error *err, const char *fmt, ...)
 	redisReply *r;
 	va_list ap;
 
+	if (c == NULL) {	/* a caller between reconnects */
+		np_seterr(err, NP_ETEMP, "redis: not connected");
+		return NULL;
+	}
 	va_start(ap, fmt);
 	r = redisvCommand(c, fmt, ap);
 	va_end(ap);
@@ -196,6 +200,10 @@ redisReply *
 np_redis_argv(redisContext *c, np_error *err, int argc, const char **argv,
     const size_t *len)
 {
+	if (c == NULL) {
+		np_seterr(err, NP_ETEMP, "redis: not connected");
+		return NULL;
+	}
 	return checked(c, redisCommandArgv(c, argc, argv, len), err);
 }
 

@@ -140,6 +140,32 @@ np_task_load(const np_config *cfg, const char *id, json_t **out, np_error *err)
 	return 0;
 }
 
+/*
+ * Takes the record's lock. A writer that hangs while holding it (a
+ * stalled disk, a frozen process) must not hang every other command, so
+ * the wait is bounded; the caller retries later.
+ */
+static int
+lock_record(int fd, const char *id, int flags, np_error *err)
+{
+	int64_t until = np_now_ms() + NP_LOCK_WAIT_MS;
+	int64_t pause = 2;
+
+	for (;;) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			return np_seterr(err, NP_EIO, "task %s: lock: %s", id,
+			    strerror(errno));
+		if ((flags & NP_TRYLOCK) || np_now_ms() >= until)
+			return np_seterr(err, NP_ETEMP, "task %s: record busy "
+			    "(another writer holds its lock); try again", id);
+		np_sleep_ms(pause);
+		if (pause < 50)
+			pause *= 2;
+	}
+}
+
 int
 np_task_update(const np_config *cfg, const char *id, np_task_fn fn, void *arg,
     int flags, np_error *err)
@@ -156,11 +182,13 @@ np_task_update(const np_config *cfg, const char *id, np_task_fn fn, void *arg,
 		return np_seterr(err, errno == ENOENT ? NP_ENOINPUT :
 		    errno == EACCES ? NP_EPERM : NP_EIO, "task %s: %s", id,
 		    errno == ENOENT ? "no such task" : strerror(errno));
-	while (flock(fd, LOCK_EX) == -1 && errno == EINTR)
-		;
+	if ((rc = lock_record(fd, id, flags, err)) != 0) {
+		close(fd);
+		return rc;
+	}
 	if ((rc = np_task_load(cfg, id, &task, err)) == 0) {
 		if ((rc = fn(task, arg, err)) == 0)
-			rc = np_task_write(cfg, id, task, flags, err);
+			rc = np_task_write(cfg, id, task, flags & NP_SYNC, err);
 		json_decref(task);
 	}
 	close(fd);

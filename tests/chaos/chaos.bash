@@ -17,10 +17,18 @@ track() {
 
 kill_tracked() {
 	local p
-	[ -f "$BATS_TEST_TMPDIR/pids" ] || return 0
-	while read -r p; do
-		kill -9 "$p" 2> /dev/null || true
-	done < "$BATS_TEST_TMPDIR/pids"
+	if [ -f "$BATS_TEST_TMPDIR/pids" ]; then
+		while read -r p; do
+			kill -9 "$p" 2> /dev/null || true
+		done < "$BATS_TEST_TMPDIR/pids"
+	fi
+	# And the np commands of this test left behind (an np-scan whose
+	# worker was killed, say): those whose environment names this test.
+	for p in $(pgrep '^np-' || true); do
+		grep -qzx "BATS_TEST_TMPDIR=$BATS_TEST_TMPDIR" "/proc/$p/environ" 2> /dev/null &&
+			kill -9 "$p" 2> /dev/null
+	done
+	return 0
 }
 
 # within SECONDS CMD...: runs CMD every 50ms until it succeeds; fails

@@ -7,7 +7,9 @@
 # A step is held open with the fake's "slow" injection (the request waits
 # before it is handled) or, for the last one, by holding the record's
 # lock. A held request is handled by the fake only after the test is
-# over: each test has its own fake, stopped by teardown.
+# over: each test has its own fake, stopped by teardown. Then: a random
+# storm of kills, a worker frozen past its lease, and a record writer
+# stuck holding the record's lock.
 # shellcheck disable=SC2154
 
 NP_BIN=${NP_BIN:-$BATS_TEST_DIRNAME/../../build/rel/bin}
@@ -335,7 +337,9 @@ kill_case() {
 	# np-worker(8): "on reconnecting, it finds them gone at the next
 	# renewal and stops those scans": the claim is the other worker's now.
 	within 3 sh -c "[ \"\$(pgrep -cf 'np-scan $id\$')\" -le 1 ]"
-	kill -0 "$a" 2> /dev/null && { echo "np-scan $a of the frozen worker still runs" >&2; false; }
+	# Gone, or a zombie its worker has yet to reap.
+	st=$(awk '/^State:/ { print $2 }' "/proc/$a/status" 2> /dev/null || true)
+	[ -z "$st" ] || [ "$st" = Z ] || { echo "np-scan $a of the frozen worker still runs ($st)" >&2; false; }
 	within 30 is "$id" status completed
 	kill -TERM "$w1" "$w2"
 	wait "$w1"
@@ -347,25 +351,38 @@ kill_case() {
 	json_watched
 }
 
-@test "a record writer stuck holding the record's lock does not hang np-housekeep nor a worker's recovery" {
+# stuck_writer ID: the record's lock is held by this shell (fd 9), as by a
+# writer that hangs (a stalled disk, say); the task's worker dies and its
+# claim expires. Nothing started afterwards may inherit fd 9 (9>&-).
+stuck_writer() {
+	local id=$1
 	fake s1 POST /__fake/config '{"running_seconds":3}' > /dev/null
-	id=$(enqueue)
 	start_worker
 	w1=$W
 	within 10 is "$id" nessus_status running
-	# A writer of the record hangs while holding its lock (a stalled disk,
-	# say): here this shell holds it.
 	exec 9> "$NP_DATA_DIR/tasks/$id/.lock"
 	flock -x 9
-	# Its worker dies; the claim expires.
 	kill -9 "$w1"
 	wait "$w1" 2> /dev/null || true
 	within 10 sh -c "[ -n \"\$(redis-cli -s '$REDIS_SOCK' zrangebyscore 'np:{nessus}:claims' -inf \$(date +%s%3N))\" ]"
+}
+
+@test "a record writer stuck holding the record's lock does not hang np-housekeep" {
+	id=$(enqueue)
+	stuck_writer "$id"
 	# np-housekeep(8): "A task being written is skipped until the next run".
-	# (Nothing started from here on may inherit the lock: 9>&-.)
-	run --separate-stderr timeout 10 np-housekeep 9>&-
-	[ "$status" -eq 0 ] || { echo "np-housekeep: status $status (124: it hung on the lock)" >&2; exec 9>&-; false; }
-	# A worker recovering the claim goes on serving other tasks meanwhile.
+	run --separate-stderr timeout -k 2 10 np-housekeep 9>&-
+	exec 9>&-
+	[ "$status" -eq 0 ] || { echo "np-housekeep: status $status: it waited for the lock, deaf to SIGTERM" >&2; false; }
+	run -0 drain
+	is "$id" status completed
+	settled nessus "$id"
+	once s1 -- "$id"
+}
+
+@test "a record writer stuck holding the record's lock does not stall a worker recovering its claim" {
+	id=$(enqueue)
+	stuck_writer "$id"
 	other=$(enqueue 10.0.0.2 other 9>&-)
 	start_worker 9>&-
 	w2=$W

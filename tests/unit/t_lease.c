@@ -115,13 +115,14 @@ main(void)
 	np_error err;
 	char **ids, k[NP_KEYMAX];
 	size_t n;
+	int64_t first, stale;
 	int got;
 
 	if (getenv("NP_REDIS_URL") == NULL) {
 		printf("1..0 # SKIP NP_REDIS_URL not set\n");
 		return 0;
 	}
-	plan(26);
+	plan(28);
 	load("settings:\n  lease_ttl: 400ms\npools:\n  p:\n"
 	    "    - instance_id: only\n      url: https://127.0.0.1:1\n"
 	    "      access_key: a\n      secret_key: b\n"
@@ -133,14 +134,14 @@ main(void)
 	ok(got == 2, "50 processes racing for a 2-slot scanner: %d got one", got);
 	ok(zcard("p", "only") == 2, "2 leases in Redis");
 	ok(!strcmp(acquire(p, "t-late", NULL), "-"), "full scanner: no slot");
-	ok(np_lease_release(rc_, cfg, "p", "only", "t-late", &err) == 0,
+	ok(np_lease_release(rc_, cfg, "p", "only", "t-late", 0, &err) == 0,
 	    "release of a task without a slot is harmless");
 	ok(zcard("p", "only") == 2, "still 2 leases");
 	msleep(500);
 	ok(!strcmp(acquire(p, "t-after", NULL), "only"),
 	    "expired leases free their slots");
 	ok(zcard("p", "only") == 1, "expired leases dropped");
-	ok(np_lease_release(rc_, cfg, "p", "only", "t-after", &err) == 0 &&
+	ok(np_lease_release(rc_, cfg, "p", "only", "t-after", 0, &err) == 0 &&
 	    zcard("p", "only") == 0, "release frees the slot");
 
 	load("settings:\n  lease_ttl: 400ms\npools:\n  p:\n"
@@ -185,6 +186,7 @@ main(void)
 	freeReplyObject(redisCommand(rc_, "LPUSH %s second", k));
 	ok(np_lease_take(rc_, cfg, p, &v, &err) == 0 &&
 	    !strcmp(v.task_id, "first"), "take: FIFO (%s)", v.task_id);
+	first = v.deadline;
 	np_pool_view_free(&v);
 	np_key_inst(k, cfg, "p", "iq", "b");
 	freeReplyObject(redisCommand(rc_, "LPUSH %s pinned-to-b", k));
@@ -193,10 +195,16 @@ main(void)
 	    &p->scanners[1], "take: a scanner's own queue goes first");
 	np_pool_view_free(&v);
 	np_lease_pin(rc_, cfg, "p", "pinned-to-b", &err);
-	ok(np_lease_renew(rc_, cfg, "p", "a", "first", &err) == 0,
-	    "renew a live claim");
+	stale = first;
+	msleep(5);	/* a deadline is in ms */
+	ok(np_lease_renew(rc_, cfg, "p", "a", "first", &first, &err) == 0 &&
+	    first > stale, "renew a live claim: its deadline moves");
+	ok(np_lease_renew(rc_, cfg, "p", "a", "first", &stale, &err) == NP_NO,
+	    "renew with a deadline the claim no longer has: lost");
+	ok(np_lease_release(rc_, cfg, "p", "a", "first", stale, &err) == NP_NO &&
+	    zcard("p", "a") == 1, "release by a holder that lost it: nothing");
 	msleep(500);
-	ok(np_lease_renew(rc_, cfg, "p", "a", "first", &err) == 0,
+	ok(np_lease_renew(rc_, cfg, "p", "a", "first", &first, &err) == 0,
 	    "renew after the deadline, before recovery, still holds");
 	np_key_pool(k, cfg, "p", "claims");
 	freeReplyObject(redisCommand(rc_, "ZADD %s 1 first", k));
