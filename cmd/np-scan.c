@@ -575,6 +575,12 @@ run(scan *sc)
 	}
 	if (poll_scan(sc, &status) != 0)
 		return status;
+	/* The scanner is done with it: the next scan may start there while
+	 * this one's export is fetched and checked. */
+	if (np_lease_free_slot(sc->c, sc->cfg, sc->pool, sc->s->instance_id,
+	    sc->id, &err) != 0)
+		np_warn("task %s: %s; its slot frees when it ends", sc->id,
+		    err.msg);
 	rc = download(sc, &verdict, &err);
 	record_verdict(sc, verdict);
 	if (rc != 0) {

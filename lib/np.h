@@ -278,6 +278,8 @@ int np_lease_release(redisContext *c, const np_config *cfg,
     np_error *err);
 int np_lease_pin(redisContext *c, const np_config *cfg, const char *pool,
     const char *task_id, np_error *err);
+int np_lease_free_slot(redisContext *c, const np_config *cfg,
+    const char *pool, const char *inst, const char *task_id, np_error *err);
 int np_lease_recover(redisContext *c, const np_config *cfg,
     const np_pool *p, char ***ids, size_t *n, np_error *err);
 void np_pool_view_free(np_pool_view *v);

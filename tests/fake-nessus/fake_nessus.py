@@ -866,6 +866,9 @@ class Fake:
 # ---------------------------------------------------------------- HTTP(S) server
 class Handler(BaseHTTPRequestHandler):
     protocol_version, server_version, timeout = "HTTP/1.1", "NessusWWW", 300
+    # Headers and body go out in two writes: without TCP_NODELAY, Nagle holds
+    # the body until the client ACKs the headers, which it delays up to 40 ms.
+    disable_nagle_algorithm = True
 
     def version_string(self):
         return self.server_version
