@@ -32,6 +32,7 @@ typedef struct {
 	json_t *task;		/* our copy; the file is the record */
 	char dir[PATH_MAX];
 	long scan_id;
+	bool maybe_created;	/* an earlier attempt may have made the scan */
 } scan;
 
 static void
@@ -69,12 +70,13 @@ save(scan *sc, json_t *patch, int flags, np_error *err)
 
 typedef struct {
 	const char *inst, *url;
+	bool maybe_created;	/* out */
 } start_arg;
 
 static int
 start(json_t *task, void *arg, np_error *err)
 {
-	const start_arg *a = arg;
+	start_arg *a = arg;
 	const char *st = np_json_str(task, "status");
 	char detail[128];
 	int rc;
@@ -94,6 +96,13 @@ start(json_t *task, void *arg, np_error *err)
 		return rc;
 	json_object_set_new(task, "attempts", json_integer(json_integer_value(
 	    json_object_get(task, "attempts")) + 1));
+	/* Noted before the first create is sent: only a task that has been
+	 * this far can have a scan it does not know of (answer lost). */
+	if (json_integer_value(json_object_get(task, "nessus_scan_id")) <= 0) {
+		a->maybe_created = json_is_true(json_object_get(task,
+		    "create_sent"));
+		json_object_set_new(task, "create_sent", json_true());
+	}
 	json_object_set_new(task, "scanner_instance", json_string(a->inst));
 	json_object_set_new(task, "scanner_url", json_string(a->url));
 	snprintf(detail, sizeof(detail), "attempt %lld on %s",
@@ -231,7 +240,10 @@ create(scan *sc, np_error *err)
 	int rc;
 
 	snprintf(tag, sizeof(tag), "[np:%s]", sc->id);
-	rc = np_nessus_find(sc->n, tag, &sc->scan_id, err);
+	/* Listing every scan of the scanner is dear on a busy Nessus: only
+	 * when an earlier attempt sent a create. */
+	rc = sc->maybe_created ? np_nessus_find(sc->n, tag, &sc->scan_id,
+	    err) : NP_ENOINPUT;
 	if (rc != 0 && rc != NP_ENOINPUT)
 		return rc;
 	if (rc == NP_ENOINPUT) {
@@ -689,6 +701,7 @@ main(int argc, char **argv)
 	np_task_dir(sc.cfg, sc.id, sc.dir, sizeof(sc.dir));
 	sa_.inst = sc.s->instance_id;
 	sa_.url = sc.s->url;
+	sa_.maybe_created = false;
 	if ((rc = np_task_update(sc.cfg, sc.id, start, &sa_, NP_SYNC, &err)) != 0) {
 		if (rc == NP_NO) {
 			np_info("%s", err.msg);
@@ -704,6 +717,7 @@ main(int argc, char **argv)
 		if (np_task_load(sc.cfg, sc.id, &sc.task, &err) != 0)
 			np_die_err(&err);
 		sc.pool = np_json_str(sc.task, "scanner_pool");
+		sc.maybe_created = sa_.maybe_created;
 		if ((sc.n = np_nessus_open(sc.cfg, sc.s, &err)) == NULL)
 			rc = fail(&sc, "failed", "scanner_auth", &err);
 		else

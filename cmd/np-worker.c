@@ -247,6 +247,10 @@ finished(child *k, int status)
 	    np_json_str(task, "error") ? np_json_str(task, "error") :
 	    "transient failure");
 	if (strcmp(np_json_str(task, "status"), "running") != 0) {
+		/* Ended by an np-scan that died before Redis knew: its
+		 * dead-letter entry and index line are put right. */
+		if (np_task_republish(rc_, cfg, task, &err) != 0)
+			np_warn("task %s: %s", k->id, err.msg);
 		np_lease_release(rc_, cfg, k->pool, k->inst, k->id, k->deadline,
 		    &err);
 	} else if (json_integer_value(json_object_get(task, "attempts")) >=

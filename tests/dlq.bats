@@ -162,3 +162,21 @@ bury() {
 	run -65 np-dlq inspect ../x
 	NP_REDIS_URL=unix://$BATS_TEST_TMPDIR/no.sock run -75 np-dlq list
 }
+
+@test "a failed task whose dead-letter entry was never made (np-scan died, or Redis was away) is dead-lettered when it comes back" {
+	id=$(np-enqueue -n lost -T 10.0.0.1 | jq -er .task_id)
+	# np-scan wrote the failure to the record, then died: no DLQ entry,
+	# and the index still says queued. Recovery puts it back in line.
+	f=$NP_DATA_DIR/tasks/$id/task.json
+	jq -c '.status = "failed" | .failure_reason = "scan_aborted" | .error = "aborted"' "$f" > "$BATS_TEST_TMPDIR/t.json"
+	cat "$BATS_TEST_TMPDIR/t.json" > "$f"
+	[ "$(rcli zcard 'np:{nessus}:dlq')" = 0 ]
+	run -0 drain
+	[ "$(rcli zscore 'np:{nessus}:dlq' "$id")" -gt 0 ]
+	run -0 np-dlq list
+	[ "$(jq -r .task_id <<< "$output")" = "$id" ]
+	[ "$(np-status --list --status failed | jq -r .task_id)" = "$id" ]
+	[ "$(jq -r .status "$f")" = failed ]
+	# Nothing ran on the scanner.
+	[ -z "$(fake_requests s1 'select(.method == "POST")')" ]
+}

@@ -21,7 +21,7 @@ load helpers
 	cd "$BATS_TEST_DIRNAME/.."
 	# Every sh/bash script of the project, found by its first line.
 	for f in scripts/* tests/run tests/lib.sh tests/helpers.bash .ci/run \
-		tests/fake-nessus/*.sh tests/fuzz/* bench/*; do
+		tests/fake-nessus/*.sh tests/fuzz/* tests/chaos/*.bash bench/*; do
 		[ -f "$f" ] || continue
 		head -n 1 "$f" | grep -Eq '^#!.*(ba)?sh|shellcheck shell=' && scripts+=("$f")
 	done

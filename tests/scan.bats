@@ -59,6 +59,33 @@ inject() {
 	jq -e '.queue_depth == 0 and .processing == 0 and .dlq_depth == 0' <<< "$output"
 }
 
+@test "a first attempt does not list the scanner's scans; a later one finds the scan an earlier one created" {
+	id=$(enqueue)
+	run -0 drain
+	[ "$(task status "$id")" = completed ]
+	run -0 fake_requests s1 '"\(.method) \(.path)"'
+	refute_line '"GET /scans"'
+	[ "$(task create_sent "$id")" = true ]
+	# An attempt that sent its create and died before it could record the
+	# answer: the scan exists on the scanner, the record does not know it.
+	id2=$(enqueue 10.0.0.2)
+	f=$NP_DATA_DIR/tasks/$id2/task.json
+	jq -c '.create_sent = true' "$f" > "$BATS_TEST_TMPDIR/t.json"
+	cat "$BATS_TEST_TMPDIR/t.json" > "$f"
+	sid=$(curl -sf --cacert "$FAKE_DIR/tls/cert.pem" -H 'X-ApiKeys: accessKey=accesskey; secretKey=secretkey' \
+		-H 'Content-Type: application/json' -d "{\"uuid\":\"ad629e16-03b6-8c1d-cef6-ef8c9dd3c658d24bd260ef5f9e66\",
+		\"settings\":{\"name\":\"t [np:$id2]\",\"text_targets\":\"10.0.0.2\"}}" \
+		"$(cat "$FAKE_DIR/s1.url")/scans" | jq -er .scan.id)
+	fake s1 POST /__fake/reset '{"requests":true}' > /dev/null
+	run -0 drain
+	[ "$(task status "$id2")" = completed ]
+	[ "$(task nessus_scan_id "$id2")" = "$sid" ]
+	run -0 fake_requests s1 '"\(.method) \(.path)"'
+	assert_line '"GET /scans"'
+	refute_line '"POST /scans"'
+	assert_line "\"POST /scans/$sid/launch\""
+}
+
 @test "session login with the web UI X-API-Token; the session is closed" {
 	{
 		printf -- '- instance_id: s1\n  url: %s\n  ca_file: %s\n' \

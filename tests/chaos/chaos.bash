@@ -63,10 +63,10 @@ no_scan() {
 # port (a scanner coming back at the same address), with the certificate
 # of CERT_DIR (default DIR/tls). Writes DIR/NAME.pid like fake_start.
 fake_at() {
-	local name=$1 dir=$2 port=$3 conf=${4:-"{}"} tls=${5:-$2/tls} i
+	local name=$1 dir=$2 port=$3 conf=${4:-"{}"} tls=${5:-$2/tls}
 	printf '%s\n' "$conf" > "$dir/$name.json"
 	rm -f "$dir/$name.port"
-	for i in $(seq 100); do
+	for _ in $(seq 100); do
 		python3 "$BATS_TEST_DIRNAME/../fake-nessus/fake_nessus.py" --port "$port" \
 			--port-file "$dir/$name.port" --config "$dir/$name.json" \
 			--log "$dir/$name.log" --tls --cert "$tls/cert.pem" --key "$tls/key.pem" \

@@ -86,7 +86,7 @@ reach() {
 		touch "$BATS_TEST_TMPDIR/hold/on"
 		export NP_SCAN_BIN=$BATS_TEST_TMPDIR/hold/np-scan ;;
 	lease)	# np-scan runs the task (record running), first request held
-		inject '{"slow":[{"route":"GET /scans","seconds":60}]}' ;;
+		inject '{"slow":[{"route":"GET /editor/scan/templates","seconds":60}]}' ;;
 	create)	# the Nessus scan exists and is recorded, its launch held
 		inject '{"slow":[{"route":"POST /scans/*/launch","seconds":60}]}' ;;
 	running) # the Nessus scan runs
