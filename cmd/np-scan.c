@@ -275,8 +275,10 @@ create(scan *sc, np_error *err)
 		if (rc)
 			return rc;
 	}
+	/* Not synced: the launch's record write is. Until then a lost scan
+	 * id is found again by name (create_sent is durable). */
 	rc = save(sc, json_pack("{s:i}", "nessus_scan_id", (json_int_t)sc->scan_id),
-	    NP_SYNC, err);
+	    0, err);
 	/* Pinned, a recovered task goes back to this scanner only. */
 	if (rc == 0 && (rc = np_lease_pin(sc->c, sc->cfg, sc->pool, sc->id,
 	    err)) == 0) {
@@ -296,7 +298,7 @@ launch(scan *sc, np_error *err)
 	if ((rc = np_nessus_launch(sc->n, sc->scan_id, err)) != 0)
 		return rc;
 	np_rfc3339(np_now_ms(), ts);
-	return save(sc, json_pack("{s:s}", "launched_at", ts), 0, err);
+	return save(sc, json_pack("{s:s}", "launched_at", ts), NP_SYNC, err);
 }
 
 /* Download problems are worth one more export; verdicts are not. */
@@ -423,8 +425,7 @@ complete(scan *sc, np_error *err)
 	redisReply *r;
 	int rc;
 
-	if ((rc = np_task_update(sc->cfg, sc->id, merge, json_pack("{s:i}",
-	    "progress", 100), 0, err)) != 0)
+	if ((rc = save(sc, json_pack("{s:i}", "progress", 100), 0, err)) != 0)
 		return rc;
 	if (np_parse_rfc3339(np_json_str(sc->task, "launched_at"), &launched) == 0) {
 		np_key_pool(k, sc->cfg, sc->pool, "durations");

@@ -200,6 +200,8 @@ finished(child *k, int status)
 	int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 	char why[600];
 	json_t *task;
+	json_int_t tries;
+	bool queued;
 	np_error err;
 
 	if (rc_ == NULL) {
@@ -246,15 +248,19 @@ finished(child *k, int status)
 	    "np-scan killed by a signal; last error: " : "",
 	    np_json_str(task, "error") ? np_json_str(task, "error") :
 	    "transient failure");
-	if (strcmp(np_json_str(task, "status"), "running") != 0) {
+	/* An np-scan that died before it started the task (its record is
+	 * still queued) used an attempt too: else a task whose np-scan
+	 * always fails early would go round for ever. */
+	queued = !strcmp(np_json_str(task, "status"), "queued");
+	tries = json_integer_value(json_object_get(task, "attempts")) + queued;
+	if (!queued && strcmp(np_json_str(task, "status"), "running") != 0) {
 		/* Ended by an np-scan that died before Redis knew: its
 		 * dead-letter entry and index line are put right. */
 		if (np_task_republish(rc_, cfg, task, &err) != 0)
 			np_warn("task %s: %s", k->id, err.msg);
 		np_lease_release(rc_, cfg, k->pool, k->inst, k->id, k->deadline,
 		    &err);
-	} else if (json_integer_value(json_object_get(task, "attempts")) >=
-	    cfg->s.max_attempts) {
+	} else if (tries >= cfg->s.max_attempts) {
 		np_lease_release(rc_, cfg, k->pool, k->inst, k->id, k->deadline,
 		    &err);
 		char msg[700];
@@ -266,7 +272,7 @@ finished(child *k, int status)
 		else
 			np_warn("task %s: dead-lettered after %ld attempts: %s",
 			    k->id, cfg->s.max_attempts, why);
-	} else if (np_task_requeue(rc_, cfg, k->id, why, 0, k->inst,
+	} else if (np_task_requeue(rc_, cfg, k->id, why, queued, k->inst,
 	    &err) != 0)
 		np_warn("task %s: %s", k->id, err.msg);
 	json_decref(task);

@@ -2,11 +2,13 @@
  * lease.c: scanner slots, task claims, and the choice of a scanner.
  *
  * A slot on a scanner is a lease: an entry in np:{P}:slots:<inst> (ZSET
- * task id -> deadline in ms), in use while its deadline is in the future.
- * A task taken from a queue is claimed in np:{P}:claims with the same
- * deadline, and np:{P}:claimed maps it to its scanner. Holders push both
- * deadlines forward (renew); a holder that dies stops renewing, and
- * recover puts its task back in line. The choice of a scanner and the
+ * task id -> deadline in ms). A task taken from a queue is claimed in
+ * np:{P}:claims with the same deadline, and np:{P}:claimed maps it to its
+ * scanner. Holders push both deadlines forward (renew); a holder that
+ * dies stops renewing, and recover puts its task back in line and frees
+ * its slot. A slot counts as long as its task is claimed, even past its
+ * deadline: a late holder's scan still runs on the scanner, and freeing
+ * its slot before recovery would put one scan too many there. The choice of a scanner and the
  * taking of its slot happen in one Lua script, so any number of workers
  * on any number of hosts never put more than max_concurrent_scans on a
  * scanner. The same script, read-only, answers np-select.
@@ -35,10 +37,14 @@ static const char pick_lua[] =
 "local st = {}\n"
 "for i = 0, n - 1 do\n"
 "  local slots, bk = KEYS[6 + 3 * i], KEYS[7 + 3 * i]\n"
-"  if mode ~= 'view' then redis.call('ZREMRANGEBYSCORE', slots, '-inf', now) end\n"
+"  local late = 0\n"
+"  for _, id in ipairs(redis.call('ZRANGEBYSCORE', slots, '-inf', now)) do\n"
+"    if redis.call('ZSCORE', KEYS[1], id) then late = late + 1\n"
+"    elseif mode ~= 'view' then redis.call('ZREM', slots, id) end\n"
+"  end\n"
 "  local s = { inst = ARGV[7 + 3 * i], max = tonumber(ARGV[8 + 3 * i]),\n"
 "    en = ARGV[9 + 3 * i] == '1', state = 0, ok = true }\n"
-"  s.active = redis.call('ZCOUNT', slots, '(' .. now, '+inf')\n"
+"  s.active = redis.call('ZCOUNT', slots, '(' .. now, '+inf') + late\n"
 "  local b = redis.call('HMGET', bk, 'open_until', 'probe_until', 'failures')\n"
 "  s.ou, s.f = tonumber(b[1]) or 0, tonumber(b[3]) or 0\n"
 "  if s.ou > 0 then\n"
@@ -96,8 +102,7 @@ static const char pick_lua[] =
 "return out\n";
 
 /*
- * KEYS: claims, slots of inst, breaker of inst, released. ARGV: task,
- * deadline,
+ * KEYS: claims, slots of inst, breaker of inst. ARGV: task, deadline,
  * the deadline the holder last set (0: any). A claim recovered, or
  * recovered and taken again by another worker, is not renewed: a holder
  * that was frozen past its deadline learns it lost the task.
@@ -107,18 +112,15 @@ static const char renew_lua[] =
 "if not s then return 0 end\n"
 "if ARGV[3] ~= '0' and tonumber(s) ~= tonumber(ARGV[3]) then return 0 end\n"
 "redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[1])\n"
-"if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 0 then\n"
-"  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])\n"
-"end\n"
+"redis.call('ZADD', KEYS[2], 'XX', ARGV[2], ARGV[1])\n"
 "if redis.call('HGET', KEYS[3], 'probe') == ARGV[1] then\n"
 "  redis.call('HSET', KEYS[3], 'probe_until', ARGV[2])\n"
 "end\n"
 "return 1\n";
 
 /*
- * KEYS: claims, claimed, slots of inst, pinned, wake, released. ARGV:
- * task, the holder's deadline (0: any). Another holder's claim is left
- * alone (-1).
+ * KEYS: claims, claimed, slots of inst, pinned, wake. ARGV: task, the
+ * holder's deadline (0: any). Another holder's claim is left alone (-1).
  */
 static const char release_lua[] =
 "if ARGV[2] ~= '0' then\n"
@@ -129,27 +131,25 @@ static const char release_lua[] =
 "redis.call('HDEL', KEYS[2], ARGV[1])\n"
 "local n = redis.call('ZREM', KEYS[3], ARGV[1])\n"
 "redis.call('SREM', KEYS[4], ARGV[1])\n"
-"redis.call('SREM', KEYS[6], ARGV[1])\n"
 "redis.call('LPUSH', KEYS[5], '1')\n"
 "redis.call('LTRIM', KEYS[5], 0, 63)\n"
 "return n\n";
 
 /*
- * KEYS: claims, slots of inst, released, wake. ARGV: task. The scan has
- * ended on the scanner: its slot is free for the next one while the
- * holder, still claiming the task, downloads and checks the export.
+ * KEYS: claims, slots of inst, wake. ARGV: task. The scan has ended on
+ * the scanner: its slot is free for the next one while the holder, still
+ * claiming the task, downloads and checks the export. (Renewals push
+ * only the deadlines of slots that exist.)
  */
 static const char free_slot_lua[] =
 "if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end\n"
 "redis.call('ZREM', KEYS[2], ARGV[1])\n"
-"redis.call('SADD', KEYS[3], ARGV[1])\n"
-"redis.call('LPUSH', KEYS[4], '1')\n"
-"redis.call('LTRIM', KEYS[4], 0, 63)\n"
+"redis.call('LPUSH', KEYS[3], '1')\n"
+"redis.call('LTRIM', KEYS[3], 0, 63)\n"
 "return 1\n";
 
 /*
- * KEYS: claims, claimed, queue, pinned, wake, released. ARGV: now, key
- * prefix of
+ * KEYS: claims, claimed, queue, pinned, wake. ARGV: now, key prefix of
  * the pool ("np:{P}:"). A claim past its deadline is dropped, its slot
  * freed, and its task put back at the front of the line: on its
  * scanner's own queue when its Nessus scan exists there (pinned), else
@@ -161,7 +161,6 @@ static const char recover_lua[] =
 "  redis.call('ZREM', KEYS[1], id)\n"
 "  local inst = redis.call('HGET', KEYS[2], id)\n"
 "  redis.call('HDEL', KEYS[2], id)\n"
-"  redis.call('SREM', KEYS[6], id)\n"
 "  if inst then redis.call('ZREM', ARGV[2] .. 'slots:' .. inst, id) end\n"
 "  if inst and redis.call('SREM', KEYS[4], id) == 1 then\n"
 "    redis.call('RPUSH', ARGV[2] .. 'iq:' .. inst, id)\n"
@@ -309,8 +308,8 @@ int
 np_lease_renew(redisContext *c, const np_config *cfg, const char *pool,
     const char *inst, const char *task_id, int64_t *deadline, np_error *err)
 {
-	char k[4][NP_KEYMAX], dl[24], was[24];
-	const char *argv[7];
+	char k[3][NP_KEYMAX], dl[24], was[24];
+	const char *argv[6];
 	int64_t next = np_now_ms() + cfg->s.lease_ttl;
 	redisReply *r;
 	int rc;
@@ -320,10 +319,9 @@ np_lease_renew(redisContext *c, const np_config *cfg, const char *pool,
 	np_key_inst(k[2], cfg, pool, "breaker", inst);
 	snprintf(dl, sizeof(dl), "%lld", (long long)next);
 	snprintf(was, sizeof(was), "%lld", (long long)*deadline);
-	np_key_pool(k[3], cfg, pool, "released");
-	argv[0] = k[0], argv[1] = k[1], argv[2] = k[2], argv[3] = k[3];
-	argv[4] = task_id, argv[5] = dl, argv[6] = was;
-	if ((rc = np_redis_eval(c, renew_lua, 4, 7, argv, &r, err)) != 0)
+	argv[0] = k[0], argv[1] = k[1], argv[2] = k[2];
+	argv[3] = task_id, argv[4] = dl, argv[5] = was;
+	if ((rc = np_redis_eval(c, renew_lua, 3, 6, argv, &r, err)) != 0)
 		return rc;
 	rc = r->type == REDIS_REPLY_INTEGER && r->integer == 1 ? 0 :
 	    np_seterr(err, NP_NO, "task %s: claim lost (expired and recovered)",
@@ -338,8 +336,8 @@ int
 np_lease_release(redisContext *c, const np_config *cfg, const char *pool,
     const char *inst, const char *task_id, int64_t deadline, np_error *err)
 {
-	char k[6][NP_KEYMAX], was[24];
-	const char *argv[8];
+	char k[5][NP_KEYMAX], was[24];
+	const char *argv[7];
 	redisReply *r;
 	int rc;
 
@@ -348,13 +346,12 @@ np_lease_release(redisContext *c, const np_config *cfg, const char *pool,
 	np_key_inst(k[2], cfg, pool, "slots", inst);
 	np_key_pool(k[3], cfg, pool, "pinned");
 	np_key_pool(k[4], cfg, pool, "wake");
-	np_key_pool(k[5], cfg, pool, "released");
-	for (int i = 0; i < 6; i++)
+	for (int i = 0; i < 5; i++)
 		argv[i] = k[i];
-	argv[6] = task_id;
+	argv[5] = task_id;
 	snprintf(was, sizeof(was), "%lld", (long long)deadline);
-	argv[7] = was;
-	if ((rc = np_redis_eval(c, release_lua, 6, 8, argv, &r, err)) != 0)
+	argv[6] = was;
+	if ((rc = np_redis_eval(c, release_lua, 5, 7, argv, &r, err)) != 0)
 		return rc;
 	rc = r->type == REDIS_REPLY_INTEGER && r->integer < 0 ?
 	    np_seterr(err, NP_NO, "task %s: claimed by another worker now",
@@ -383,19 +380,18 @@ int
 np_lease_free_slot(redisContext *c, const np_config *cfg, const char *pool,
     const char *inst, const char *task_id, np_error *err)
 {
-	char k[4][NP_KEYMAX];
-	const char *argv[5];
+	char k[3][NP_KEYMAX];
+	const char *argv[4];
 	redisReply *r;
 	int rc;
 
 	np_key_pool(k[0], cfg, pool, "claims");
 	np_key_inst(k[1], cfg, pool, "slots", inst);
-	np_key_pool(k[2], cfg, pool, "released");
-	np_key_pool(k[3], cfg, pool, "wake");
-	for (int i = 0; i < 4; i++)
+	np_key_pool(k[2], cfg, pool, "wake");
+	for (int i = 0; i < 3; i++)
 		argv[i] = k[i];
-	argv[4] = task_id;
-	if ((rc = np_redis_eval(c, free_slot_lua, 4, 5, argv, &r, err)) != 0)
+	argv[3] = task_id;
+	if ((rc = np_redis_eval(c, free_slot_lua, 3, 4, argv, &r, err)) != 0)
 		return rc;
 	freeReplyObject(r);
 	return 0;
@@ -405,8 +401,8 @@ int
 np_lease_recover(redisContext *c, const np_config *cfg, const np_pool *p,
     char ***ids, size_t *n, np_error *err)
 {
-	char k[6][NP_KEYMAX], now[24], prefix[NP_KEYMAX];
-	const char *argv[8];
+	char k[5][NP_KEYMAX], now[24], prefix[NP_KEYMAX];
+	const char *argv[7];
 	redisReply *r;
 	size_t i;
 	int rc;
@@ -418,14 +414,13 @@ np_lease_recover(redisContext *c, const np_config *cfg, const np_pool *p,
 	np_key_pool(k[2], cfg, p->name, "queue");
 	np_key_pool(k[3], cfg, p->name, "pinned");
 	np_key_pool(k[4], cfg, p->name, "wake");
-	np_key_pool(k[5], cfg, p->name, "released");
 	np_key_pool(prefix, cfg, p->name, "");
 	snprintf(now, sizeof(now), "%lld", (long long)np_now_ms());
-	for (i = 0; i < 6; i++)
+	for (i = 0; i < 5; i++)
 		argv[i] = k[i];
-	argv[6] = now;
-	argv[7] = prefix;
-	if ((rc = np_redis_eval(c, recover_lua, 6, 8, argv, &r, err)) != 0)
+	argv[5] = now;
+	argv[6] = prefix;
+	if ((rc = np_redis_eval(c, recover_lua, 5, 7, argv, &r, err)) != 0)
 		return rc;
 	if (r->type == REDIS_REPLY_ARRAY && r->elements) {
 		*ids = np_xcalloc(r->elements, sizeof(**ids));

@@ -104,13 +104,18 @@ redis_dump() {
 	assert_output s2
 }
 
-@test "--pool counts only slots whose deadline is in the future" {
-	lease s1 2 nessus -5000 # two expired leases
+@test "--pool counts the slots in use: deadline ahead, or past it but still claimed" {
+	lease s1 2 nessus -5000 # two expired leases, unclaimed
 	run -0 pick
 	assert_output s1
 	run -0 np-select --list --pool nessus
 	[ "$(scanner active_scans s1)" = 0 ]
 	[ "$(scanner available_capacity s1)" = 2 ]
+	# A late holder's scan still runs until recovery takes its claim.
+	lease s2 1 nessus -5000
+	rc ZADD 'np:{nessus}:claims' "$(($(now_ms) - 5000))" "task-s2-$LEASES" > /dev/null
+	run -0 np-select --list --pool nessus
+	[ "$(scanner active_scans s2)" = 1 ]
 }
 
 @test "--pool breaks ties by the least recently picked scanner" {

@@ -122,7 +122,7 @@ main(void)
 		printf("1..0 # SKIP NP_REDIS_URL not set\n");
 		return 0;
 	}
-	plan(28);
+	plan(31);
 	load("settings:\n  lease_ttl: 400ms\npools:\n  p:\n"
 	    "    - instance_id: only\n      url: https://127.0.0.1:1\n"
 	    "      access_key: a\n      secret_key: b\n"
@@ -138,9 +138,23 @@ main(void)
 	    "release of a task without a slot is harmless");
 	ok(zcard("p", "only") == 2, "still 2 leases");
 	msleep(500);
+	ok(!strcmp(acquire(p, "t-after", NULL), "-"),
+	    "leases past their deadline still count while claimed");
+	{
+		char k[NP_KEYMAX];
+		np_key_inst(k, cfg, "p", "slots", "only");
+		freeReplyObject(redisCommand(rc_, "ZADD %s 1 orphan", k));
+	}
+	ok(np_lease_recover(rc_, cfg, p, &ids, &n, &err) == 0 && n == 2,
+	    "recovery takes them back (%zu)", n);
+	for (size_t i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+	ok(zcard("p", "only") == 1, "an unclaimed entry past its deadline "
+	    "(orphan) is still there");
 	ok(!strcmp(acquire(p, "t-after", NULL), "only"),
-	    "expired leases free their slots");
-	ok(zcard("p", "only") == 1, "expired leases dropped");
+	    "recovered leases free their slots");
+	ok(zcard("p", "only") == 1, "orphans dropped by the next pick");
 	ok(np_lease_release(rc_, cfg, "p", "only", "t-after", 0, &err) == 0 &&
 	    zcard("p", "only") == 0, "release frees the slot");
 
