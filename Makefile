@@ -33,7 +33,7 @@ DRIVERS := $(DRIVER_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 all: $(BINS)
 
-$(BUILD)/lib/%.o: lib/%.c lib/np.h
+$(BUILD)/lib/%.o: lib/%.c $(wildcard lib/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c -o $@ $<
 

@@ -21,6 +21,7 @@
 #include <yaml.h>
 
 #include "np.h"
+#include "yamldoc.h"
 
 #define CONFIG_MAX (4 << 20)
 
@@ -30,6 +31,7 @@ typedef struct {
 	np_error *err;
 	bool holds_secret;
 	char *dir;		/* directory of the file, for relative paths */
+	char *secret_ok;	/* the last *_file that passed its check */
 } ctx;
 
 static int
@@ -57,10 +59,17 @@ fail(ctx *c, yaml_node_t *n, const char *key, const char *fmt, ...)
 static char *
 expand(ctx *c, yaml_node_t *n, const char *key, const char *s, bool *literal)
 {
-	size_t cap = strlen(s) + 1, len = 0, vl;
-	char *out = np_xmalloc(cap), name[128];
+	size_t cap, len = 0, vl;
+	char *out, name[128];
 	const char *p = s, *end, *val, *def;
 
+	if (strstr(s, "${") == NULL) {
+		/* Nothing to substitute, the common case: a plain copy. */
+		*literal = *s != '\0';
+		return np_xstrdup(s);
+	}
+	cap = strlen(s) + 1;
+	out = np_xmalloc(cap);
 	*literal = false;
 	while (*p) {
 		val = NULL;
@@ -131,10 +140,46 @@ expand(ctx *c, yaml_node_t *n, const char *key, const char *s, bool *literal)
 	return out;
 }
 
+/* yaml_document_get_node, inline: it is called for every node. */
 static yaml_node_t *
 node(ctx *c, int id)
 {
-	return yaml_document_get_node(c->doc, id);
+	yaml_document_t *d = c->doc;
+
+	return id > 0 && d->nodes.start + id <= d->nodes.top ?
+	    d->nodes.start + id - 1 : NULL;
+}
+
+/* "[n]", as "[%zu]" would be, at the end of buf. */
+static const char *
+bracketed(char *buf, size_t cap, size_t n)
+{
+	char *p = buf + cap;
+
+	*--p = '\0';
+	*--p = ']';
+	do
+		*--p = (char)('0' + n % 10);
+	while ((n /= 10) != 0);
+	*--p = '[';
+	return p;
+}
+
+/*
+ * Appends s to out (of cap bytes, holding len), truncating as snprintf
+ * would; returns the new length. Names the keys of error messages, built
+ * for every value of the file: snprintf there cost more than the checks.
+ */
+static size_t
+put(char *out, size_t cap, size_t len, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n > cap - 1 - len)
+		n = cap - 1 - len;
+	memcpy(out + len, s, n);
+	out[len + n] = '\0';
+	return len + n;
 }
 
 static int
@@ -221,11 +266,12 @@ duration(ctx *c, yaml_node_t *n, const char *key, int64_t min, int64_t *out)
 static char *
 secret_path(ctx *c, const char *p)
 {
-	const char *cd = getenv("CREDENTIALS_DIRECTORY");
+	const char *cd;
 	char buf[PATH_MAX];
 
 	if (p[0] == '/')
 		return np_xstrdup(p);
+	cd = getenv("CREDENTIALS_DIRECTORY");
 	if (cd && *cd) {
 		snprintf(buf, sizeof(buf), "%s/%s", cd, p);
 		if (access(buf, F_OK) == 0)
@@ -240,6 +286,9 @@ check_secret_file(ctx *c, yaml_node_t *n, const char *key, const char *path)
 {
 	struct stat st;
 
+	/* Scanners mostly share one secret file: stat it once. */
+	if (c->secret_ok && !strcmp(c->secret_ok, path))
+		return 0;
 	if (stat(path, &st) == -1) {
 		/* Not ours to read (an operator's np-status): the commands
 		 * that need the secret will say so when they read it. */
@@ -253,6 +302,8 @@ check_secret_file(ctx *c, yaml_node_t *n, const char *key, const char *path)
 		return fail(c, n, key,
 		    "%s holds a secret and is readable by group or others "
 		    "(chmod 600 it)", path);
+	free(c->secret_ok);
+	c->secret_ok = np_xstrdup(path);
 	return 0;
 }
 
@@ -288,15 +339,74 @@ secret_key(ctx *c, yaml_node_t *v, const char *key, char **out)
 	return 0;
 }
 
+/* A scanner's keys: how each is read, and where it goes. */
+enum { K_STRING, K_SECRET, K_FILE, K_INT, K_BOOL };
+
+static const struct {
+	const char *name;
+	int kind;
+	size_t off;
+} scanner_keys[] = {
+	{ "instance_id", K_STRING, offsetof(np_scanner, instance_id) },
+	{ "name", K_STRING, offsetof(np_scanner, name) },
+	{ "url", K_STRING, offsetof(np_scanner, url) },
+	{ "ca_file", K_STRING, offsetof(np_scanner, ca_file) },
+	{ "username", K_STRING, offsetof(np_scanner, username) },
+	{ "access_key", K_SECRET, offsetof(np_scanner, access_key) },
+	{ "secret_key", K_SECRET, offsetof(np_scanner, secret_key) },
+	{ "password", K_SECRET, offsetof(np_scanner, password) },
+	{ "secret_key_file", K_FILE, offsetof(np_scanner, secret_key_file) },
+	{ "password_file", K_FILE, offsetof(np_scanner, password_file) },
+	{ "max_concurrent_scans", K_INT,
+	    offsetof(np_scanner, max_concurrent_scans) },
+	{ "enabled", K_BOOL, offsetof(np_scanner, enabled) },
+	{ "insecure", K_BOOL, offsetof(np_scanner, insecure) },
+};
+
+/* The scanner key k: its value v into s. fk names it in errors. */
+static int
+scanner_key(ctx *c, yaml_node_t *k, yaml_node_t *v, const char *fk,
+    np_scanner *s)
+{
+	const char *kn = (const char *)k->data.scalar.value;
+	size_t i, n = sizeof(scanner_keys) / sizeof(scanner_keys[0]);
+	void *at;
+	long l;
+	int rc;
+
+	for (i = 0; i < n; i++)
+		if (kn[0] == scanner_keys[i].name[0] &&
+		    !strcmp(kn, scanner_keys[i].name))
+			break;
+	if (i == n)
+		return fail(c, k, fk, "unknown key");
+	at = (char *)s + scanner_keys[i].off;
+	switch (scanner_keys[i].kind) {
+	case K_STRING:
+		return scalar(c, v, fk, at, NULL);
+	case K_SECRET:
+		return secret_key(c, v, fk, at);
+	case K_FILE:
+		return file_key(c, v, fk, at);
+	case K_INT:
+		if ((rc = integer(c, v, fk, 1, 1000, &l)) == 0)
+			*(int *)at = (int)l;
+		return rc;
+	default:
+		return boolean(c, v, fk, at);
+	}
+}
+
 static int
 load_scanner(ctx *c, yaml_node_t *m, const char *pool, size_t idx,
     np_scanner *s)
 {
 	yaml_node_pair_t *pr;
-	char key[256];
+	char key[256], num[24];
 	int rc = 0;
 
-	snprintf(key, sizeof(key), "pools.%s[%zu]", pool, idx);
+	put(key, sizeof(key), put(key, sizeof(key), put(key, sizeof(key), 0,
+	    "pools."), pool), bracketed(num, sizeof(num), idx));
 	if (m->type != YAML_MAPPING_NODE)
 		return fail(c, m, key, "expected a mapping of scanner settings");
 	s->enabled = true;
@@ -307,41 +417,13 @@ load_scanner(ctx *c, yaml_node_t *m, const char *pool, size_t idx,
 		yaml_node_t *k = node(c, pr->key), *v = node(c, pr->value);
 		const char *kn = (const char *)k->data.scalar.value;
 		char fk[320];
-		long l;
 
 		if (k->type != YAML_SCALAR_NODE)
 			return fail(c, k, key, "keys must be strings");
-		snprintf(fk, sizeof(fk), "%s.%s", key, kn);
-		if (!strcmp(kn, "instance_id"))
-			rc = scalar(c, v, fk, &s->instance_id, NULL);
-		else if (!strcmp(kn, "name"))
-			rc = scalar(c, v, fk, &s->name, NULL);
-		else if (!strcmp(kn, "url"))
-			rc = scalar(c, v, fk, &s->url, NULL);
-		else if (!strcmp(kn, "ca_file"))
-			rc = scalar(c, v, fk, &s->ca_file, NULL);
-		else if (!strcmp(kn, "username"))
-			rc = scalar(c, v, fk, &s->username, NULL);
-		else if (!strcmp(kn, "access_key"))
-			rc = secret_key(c, v, fk, &s->access_key);
-		else if (!strcmp(kn, "secret_key"))
-			rc = secret_key(c, v, fk, &s->secret_key);
-		else if (!strcmp(kn, "password"))
-			rc = secret_key(c, v, fk, &s->password);
-		else if (!strcmp(kn, "secret_key_file"))
-			rc = file_key(c, v, fk, &s->secret_key_file);
-		else if (!strcmp(kn, "password_file"))
-			rc = file_key(c, v, fk, &s->password_file);
-		else if (!strcmp(kn, "max_concurrent_scans")) {
-			if ((rc = integer(c, v, fk, 1, 1000, &l)) == 0)
-				s->max_concurrent_scans = (int)l;
-		} else if (!strcmp(kn, "enabled"))
-			rc = boolean(c, v, fk, &s->enabled);
-		else if (!strcmp(kn, "insecure"))
-			rc = boolean(c, v, fk, &s->insecure);
-		else
-			rc = fail(c, k, fk, "unknown key");
-		if (rc)
+		/* key + "." + kn, as "%s.%s" would be. */
+		put(fk, sizeof(fk), put(fk, sizeof(fk), put(fk, sizeof(fk), 0,
+		    key), "."), kn);
+		if ((rc = scanner_key(c, k, v, fk, s)) != 0)
 			return rc;
 	}
 	if (s->instance_id == NULL)
@@ -349,7 +431,8 @@ load_scanner(ctx *c, yaml_node_t *m, const char *pool, size_t idx,
 	if (!np_name_valid(s->instance_id))
 		return fail(c, m, key, "instance_id '%s' must match "
 		    "[A-Za-z0-9_-]{1,64}", s->instance_id);
-	snprintf(key, sizeof(key), "pools.%s.%s", pool, s->instance_id);
+	put(key, sizeof(key), put(key, sizeof(key), put(key, sizeof(key),
+	    put(key, sizeof(key), 0, "pools."), pool), "."), s->instance_id);
 	if (s->url == NULL)
 		return fail(c, m, key, "url is required");
 	if (strncmp(s->url, "https://", 8) != 0 &&
@@ -386,6 +469,9 @@ load_pools(ctx *c, yaml_node_t *m, np_config *cfg)
 
 	if (m->type != YAML_MAPPING_NODE)
 		return fail(c, m, "pools", "expected a mapping of pool names");
+	/* One pool per pair: zeroed, all at once, as for the scanners. */
+	cfg->pools = np_xcalloc((size_t)(m->data.mapping.pairs.top -
+	    m->data.mapping.pairs.start), sizeof(*cfg->pools));
 	for (pr = m->data.mapping.pairs.start; pr < m->data.mapping.pairs.top;
 	    pr++) {
 		yaml_node_t *k = node(c, pr->key), *v = node(c, pr->value);
@@ -403,21 +489,17 @@ load_pools(ctx *c, yaml_node_t *m, np_config *cfg)
 			return fail(c, v, key, "expected a list of scanners");
 		if (v->data.sequence.items.top == v->data.sequence.items.start)
 			return fail(c, v, key, "pool has no scanners");
-		cfg->pools = np_xrealloc(cfg->pools,
-		    (cfg->npools + 1) * sizeof(*cfg->pools));
 		p = &cfg->pools[cfg->npools++];
-		memset(p, 0, sizeof(*p));
 		p->name = np_xstrdup(name);
 		p->line = (int)k->start_mark.line + 1;
+		/* Zeroed, all at once: np_config_free frees the nscanners
+		 * loaded so far. */
+		p->scanners = np_xcalloc((size_t)(v->data.sequence.items.top -
+		    v->data.sequence.items.start), sizeof(*p->scanners));
 		for (it = v->data.sequence.items.start;
 		    it < v->data.sequence.items.top; it++) {
-			np_scanner *s;
+			np_scanner *s = &p->scanners[p->nscanners++];
 
-			p->scanners = np_xrealloc(p->scanners,
-			    (p->nscanners + 1) * sizeof(*p->scanners));
-			s = &p->scanners[p->nscanners];
-			memset(s, 0, sizeof(*s));
-			p->nscanners++;
 			rc = load_scanner(c, node(c, *it), name,
 			    (size_t)(it - v->data.sequence.items.start), s);
 			if (rc)
@@ -572,53 +654,6 @@ load_top(ctx *c, yaml_node_t *root, np_config *cfg)
 	return 0;
 }
 
-/* Rejects aliases and multi-document streams before loading the tree. */
-static int
-precheck(const char *file, const char *buf, size_t len, np_error *err)
-{
-	yaml_parser_t p;
-	yaml_event_t ev;
-	int docs = 0, depth = 0, rc = 0;
-
-	yaml_parser_initialize(&p);
-	yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
-	for (;;) {
-		if (!yaml_parser_parse(&p, &ev)) {
-			rc = np_seterr(err, NP_ECONFIG, "%s:%lu: %s", file,
-			    (unsigned long)p.problem_mark.line + 1,
-			    p.problem ? p.problem : "YAML syntax error");
-			break;
-		}
-		if (ev.type == YAML_ALIAS_EVENT)
-			rc = np_seterr(err, NP_ECONFIG,
-			    "%s:%lu: YAML aliases are not supported", file,
-			    (unsigned long)ev.start_mark.line + 1);
-		else if (ev.type == YAML_DOCUMENT_START_EVENT && ++docs > 1)
-			rc = np_seterr(err, NP_ECONFIG,
-			    "%s:%lu: more than one YAML document", file,
-			    (unsigned long)ev.start_mark.line + 1);
-		else if ((ev.type == YAML_SEQUENCE_START_EVENT ||
-		    ev.type == YAML_MAPPING_START_EVENT) && ++depth > 32)
-			/* np's config is 4 levels deep; refuse deep nesting
-			 * before the loader recurses into it. */
-			rc = np_seterr(err, NP_ECONFIG,
-			    "%s:%lu: nested too deeply", file,
-			    (unsigned long)ev.start_mark.line + 1);
-		else if (ev.type == YAML_SEQUENCE_END_EVENT ||
-		    ev.type == YAML_MAPPING_END_EVENT)
-			depth--;
-		if (ev.type == YAML_STREAM_END_EVENT || rc) {
-			yaml_event_delete(&ev);
-			break;
-		}
-		yaml_event_delete(&ev);
-	}
-	yaml_parser_delete(&p);
-	if (rc == 0 && docs == 0)
-		rc = np_seterr(err, NP_ECONFIG, "%s: empty config", file);
-	return rc;
-}
-
 /* Keys repeated in one mapping are an error, not "last one wins". */
 static int
 dupcheck(ctx *c, yaml_node_t *n, int depth)
@@ -659,8 +694,7 @@ int
 np_config_load(const char *path, np_config **out, np_error *err)
 {
 	np_config *cfg;
-	yaml_parser_t p;
-	yaml_document_t doc;
+	np_yaml pd;
 	struct stat st;
 	char *buf, *slash;
 	size_t len;
@@ -673,36 +707,26 @@ np_config_load(const char *path, np_config **out, np_error *err)
 		err->code = NP_ECONFIG;
 		return NP_ECONFIG;
 	}
-	if ((rc = precheck(path, buf, len, err)) != 0) {
-		free(buf);
-		return rc;
-	}
-	yaml_parser_initialize(&p);
-	yaml_parser_set_input_string(&p, (unsigned char *)buf, len);
-	if (!yaml_parser_load(&p, &doc)) {
-		rc = np_seterr(err, NP_ECONFIG, "%s:%lu: %s", path,
-		    (unsigned long)p.problem_mark.line + 1,
-		    p.problem ? p.problem : "YAML syntax error");
-		yaml_parser_delete(&p);
+	if ((rc = np_yaml_load(path, buf, len, &pd, err)) != 0) {
 		free(buf);
 		return rc;
 	}
 	cfg = np_xcalloc(1, sizeof(*cfg));
 	cfg->path = np_xstrdup(path);
 	defaults(&cfg->s);
-	c.doc = &doc;
+	c.doc = &pd.doc;
 	c.dir = np_xstrdup(path);
 	if ((slash = strrchr(c.dir, '/')) != NULL)
 		*slash = '\0';
 	else
 		strcpy(c.dir, ".");
-	rc = dupcheck(&c, yaml_document_get_root_node(&doc), 0);
+	rc = dupcheck(&c, yaml_document_get_root_node(&pd.doc), 0);
 	if (rc == 0)
-		rc = load_top(&c, yaml_document_get_root_node(&doc), cfg);
-	yaml_document_delete(&doc);
-	yaml_parser_delete(&p);
+		rc = load_top(&c, yaml_document_get_root_node(&pd.doc), cfg);
+	np_yaml_free(&pd);
 	free(buf);
 	free(c.dir);
+	free(c.secret_ok);
 	if (rc == 0 && c.holds_secret && stat(path, &st) == 0 &&
 	    (st.st_mode & (S_IRGRP | S_IROTH)))
 		rc = np_seterr(err, NP_ECONFIG, "%s: holds a secret and is "

@@ -336,12 +336,17 @@ typedef struct {
 	size_t len, cap;
 } np_buf;
 void np_buf_add(np_buf *b, const char *s, size_t n);
+void np_buf_int(np_buf *b, long long v);	/* as "%lld" */
+void np_buf_reserve(np_buf *b, size_t n);	/* room for n more */
 void np_buf_printf(np_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void np_prom_family(np_buf *b, const char *name, const char *type,
     const char *help);
 void np_prom_sample(np_buf *b, const char *name, double v, ...)
     __attribute__((sentinel));
+void np_prom_labels(np_buf *b, ...) __attribute__((sentinel));
+void np_prom_sample_at(np_buf *b, const char *name, const char *lab,
+    size_t n, double v, ...) __attribute__((sentinel));
 
 /* results.c: a finished task's findings as NDJSON (np-results(1)). */
 typedef struct np_results np_results;

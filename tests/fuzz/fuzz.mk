@@ -34,7 +34,7 @@ run: build
 
 build: $(FUZZ_BINS)
 
-$(FUZZ_BUILD)/lib/%.o: lib/%.c lib/np.h
+$(FUZZ_BUILD)/lib/%.o: lib/%.c $(wildcard lib/*.h)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
