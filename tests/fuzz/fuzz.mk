@@ -14,7 +14,7 @@ FUZZ_CC ?= clang
 FUZZ_AR ?= ar
 FUZZ_SECONDS ?= 30
 FUZZ_BUILD ?= build/fuzz
-FUZZ_TARGETS ?= config request targets task nessus results filter mcp
+FUZZ_TARGETS ?= config yamldoc request targets task nessus results filter mcp
 
 FUZZ_PKGS := hiredis jansson yaml-0.1 libcurl libxml-2.0
 FUZZ_PKG_CFLAGS := $(shell pkg-config --cflags $(FUZZ_PKGS))
