@@ -32,6 +32,9 @@
 
 #include "np.h"
 
+/* A worker heartbeat field silent this long is forgotten. */
+#define WORKER_FORGET_MS (24 * 3600 * 1000LL)
+
 #define LOCK_TTL_MS 600000
 #define LOCK_RENEW_MS 60000
 #define GRACE_MS 60000		/* a younger record may be half-way in */
@@ -96,6 +99,7 @@ typedef struct {
 	const char *lock;	/* our token; NULL: no lock to keep (dry) */
 	int64_t now, renew_at;
 	long deleted, recovered, requeued, orphans_removed, nessus_deleted;
+	long workers_pruned;
 	int64_t freed;
 	json_t *folders, *index, *errors;
 	snapshot *snaps;
@@ -556,6 +560,47 @@ recover_pool(run *r, const np_pool *p)
 	}
 }
 
+/*
+ * np:{P}:workers gets a field per worker process ever started: those
+ * silent for a day go, but the pool's newest, so that np-status --health
+ * can still say when a worker was last seen. KEYS: workers. ARGV: before
+ * (ms), dry (0/1). Returns the number of fields (to be) removed.
+ */
+static const char prune_lua[] =
+"local h, newest, keep, n = redis.call('HGETALL', KEYS[1]), -1, nil, 0\n"
+"for i = 1, #h, 2 do\n"
+"  local v = tonumber(h[i + 1]) or 0\n"
+"  if v > newest then newest, keep = v, h[i] end\n"
+"end\n"
+"for i = 1, #h, 2 do\n"
+"  if h[i] ~= keep and (tonumber(h[i + 1]) or 0) < tonumber(ARGV[1]) then\n"
+"    if ARGV[2] == '0' then redis.call('HDEL', KEYS[1], h[i]) end\n"
+"    n = n + 1\n"
+"  end\n"
+"end\n"
+"return n\n";
+
+static void
+prune_workers(run *r, const np_pool *p)
+{
+	char k[NP_KEYMAX], before[24];
+	const char *argv[3];
+	redisReply *rep;
+	np_error e;
+
+	np_key_pool(k, r->cfg, p->name, "workers");
+	snprintf(before, sizeof(before), "%lld",
+	    (long long)(r->now - WORKER_FORGET_MS));
+	argv[0] = k, argv[1] = before, argv[2] = r->dry ? "1" : "0";
+	if (np_redis_eval(r->c, prune_lua, 1, 3, argv, &rep, &e) != 0) {
+		redis_failed(r, &e, k);
+		return;
+	}
+	if (rep->type == REDIS_REPLY_INTEGER)
+		r->workers_pruned += (long)rep->integer;
+	freeReplyObject(rep);
+}
+
 static void
 recover_all(run *r)
 {
@@ -563,8 +608,11 @@ recover_all(run *r)
 
 	for (i = 0; i < r->cfg->npools && !stopped(r); i++)
 		if (r->pool == NULL || !strcmp(r->pool,
-		    r->cfg->pools[i].name))
+		    r->cfg->pools[i].name)) {
 			recover_pool(r, &r->cfg->pools[i]);
+			if (!stopped(r))
+				prune_workers(r, &r->cfg->pools[i]);
+		}
 }
 
 /* ---------------------------------------------------------------- lost tasks */
@@ -1129,6 +1177,7 @@ summary(run *r)
 	json_object_set_new(o, "freed_bytes", json_integer(r->freed));
 	json_object_set_new(o, "recovered", json_integer(r->recovered));
 	json_object_set_new(o, "requeued", json_integer(r->requeued));
+	json_object_set_new(o, "workers_pruned", json_integer(r->workers_pruned));
 	json_object_set_new(orph, "folders", r->folders);
 	json_object_set_new(orph, "index", r->index);
 	json_object_set_new(o, "orphans", orph);

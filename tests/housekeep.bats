@@ -545,7 +545,7 @@ two_pools() { # pools nessus (s1) and dmz (s2)
 @test "no data yet: an empty summary" {
 	rm -rf "$NP_DATA_DIR"
 	run -0 hk
-	[ "$output" = '{"dry_run":false,"deleted":0,"freed_bytes":0,"recovered":0,"requeued":0,"orphans":{"folders":[],"index":[]},"orphans_removed":0,"nessus_deleted":0,"errors":[]}' ]
+	[ "$output" = '{"dry_run":false,"deleted":0,"freed_bytes":0,"recovered":0,"requeued":0,"workers_pruned":0,"orphans":{"folders":[],"index":[]},"orphans_removed":0,"nessus_deleted":0,"errors":[]}' ]
 	[ ! -e "$NP_DATA_DIR" ]
 }
 
@@ -571,4 +571,21 @@ two_pools() { # pools nessus (s1) and dmz (s2)
 	run ! grep -q '^DynamicUser' "$d/np-housekeep.service"
 	grep -q '^OnCalendar=hourly$' "$d/np-housekeep.timer"
 	grep -q '^WantedBy=timers.target$' "$d/np-housekeep.timer"
+}
+
+@test "worker heartbeats silent for a day are forgotten, but the pool's newest" {
+	two_pools
+	now=$(date +%s%3N)
+	day=$((24 * 3600 * 1000))
+	rc HSET 'np:{nessus}:workers' live "$now" old1 "$((now - day - 5000))" \
+		old2 "$((now - 2 * day))" > /dev/null
+	rc HSET 'np:{dmz}:workers' last "$((now - 3 * day))" gone "$((now - 4 * day))" > /dev/null
+	run -0 --separate-stderr np-housekeep --dry-run
+	jq -e '.workers_pruned == 3' <<< "$output"
+	[ "$(rc hlen 'np:{nessus}:workers')" = 3 ]
+	run -0 --separate-stderr np-housekeep
+	jq -e '.workers_pruned == 3' <<< "$output"
+	[ "$(rc hkeys 'np:{nessus}:workers')" = live ]
+	# Every worker of dmz is long gone: the last one seen stays.
+	[ "$(rc hkeys 'np:{dmz}:workers')" = last ]
 }
