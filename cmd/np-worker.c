@@ -193,6 +193,14 @@ take_all(long max)
 	return took;
 }
 
+/* Drops a child's claim and slot, if the claim is still ours. */
+static int
+release(child *k, np_error *err)
+{
+	return np_lease_release(rc_, cfg, k->pool, k->inst, k->id, k->deadline,
+	    err);
+}
+
 /* What a child's exit means for its task. */
 static void
 finished(child *k, int status)
@@ -224,8 +232,7 @@ finished(child *k, int status)
 	}
 	if (code == 0 || code == NP_NO || code == NP_ENOINPUT ||
 	    code == NP_EDATA) {
-		int rc = np_lease_release(rc_, cfg, k->pool, k->inst, k->id,
-		    k->deadline, &err);
+		int rc = release(k, &err);
 		if (rc == NP_NO)
 			np_warn("%s", err.msg);
 		else if (!redis_ok(rc, &err))
@@ -240,8 +247,7 @@ finished(child *k, int status)
 		return;
 	}
 	if (np_task_load(cfg, k->id, &task, &err) != 0) {
-		np_lease_release(rc_, cfg, k->pool, k->inst, k->id, k->deadline,
-		    &err);
+		release(k, &err);
 		return;
 	}
 	snprintf(why, sizeof(why), "%s%s", code < 0 ?
@@ -258,11 +264,9 @@ finished(child *k, int status)
 		 * dead-letter entry and index line are put right. */
 		if (np_task_republish(rc_, cfg, task, &err) != 0)
 			np_warn("task %s: %s", k->id, err.msg);
-		np_lease_release(rc_, cfg, k->pool, k->inst, k->id, k->deadline,
-		    &err);
+		release(k, &err);
 	} else if (tries >= cfg->s.max_attempts) {
-		np_lease_release(rc_, cfg, k->pool, k->inst, k->id, k->deadline,
-		    &err);
+		release(k, &err);
 		char msg[700];
 		snprintf(msg, sizeof(msg), "after %ld attempts: %s",
 		    cfg->s.max_attempts, why);

@@ -180,16 +180,22 @@ checked(redisContext *c, redisReply *r, np_error *err)
 	return r;
 }
 
+/* A caller between reconnects (np-worker, np-scan) has no context. */
+static redisReply *
+unconnected(np_error *err)
+{
+	np_seterr(err, NP_ETEMP, "redis: not connected");
+	return NULL;
+}
+
 redisReply *
 np_redis_cmd(redisContext *c, np_error *err, const char *fmt, ...)
 {
 	redisReply *r;
 	va_list ap;
 
-	if (c == NULL) {	/* a caller between reconnects */
-		np_seterr(err, NP_ETEMP, "redis: not connected");
-		return NULL;
-	}
+	if (c == NULL)
+		return unconnected(err);
 	va_start(ap, fmt);
 	r = redisvCommand(c, fmt, ap);
 	va_end(ap);
@@ -200,10 +206,8 @@ redisReply *
 np_redis_argv(redisContext *c, np_error *err, int argc, const char **argv,
     const size_t *len)
 {
-	if (c == NULL) {
-		np_seterr(err, NP_ETEMP, "redis: not connected");
-		return NULL;
-	}
+	if (c == NULL)
+		return unconnected(err);
 	return checked(c, redisCommandArgv(c, argc, argv, len), err);
 }
 
