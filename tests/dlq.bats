@@ -6,11 +6,7 @@
 load helpers
 
 setup_file() {
-	redis_start ""
-	export NP_REDIS_URL REDIS_SOCK REDIS_DIR
-	FAKE_DIR=$BATS_FILE_TMPDIR/fakes
-	export FAKE_DIR
-	fake_start s1 "$FAKE_DIR" '{"pending_seconds":0.05,"running_seconds":0.2}'
+	scan_servers s1 '{"pending_seconds":0.05,"running_seconds":0.2}'
 }
 
 teardown_file() {

@@ -61,6 +61,20 @@ redis_flush() {
 # Scan-path helpers: a fake Nessus per file, configs pointing at it.
 FAKE_DIR=${FAKE_DIR:-}
 
+# scan_servers [NAME CONFIG]...: the usual setup_file of a scan-path
+# test: a private redis-server, and a fake Nessus in $FAKE_DIR per NAME
+# and its JSON CONFIG.
+scan_servers() {
+	redis_start "" || return 1
+	export NP_REDIS_URL REDIS_SOCK REDIS_DIR
+	FAKE_DIR=$BATS_FILE_TMPDIR/fakes
+	export FAKE_DIR
+	while [ $# -ge 2 ]; do
+		fake_start "$1" "$FAKE_DIR" "$2" || return 1
+		shift 2
+	done
+}
+
 # fake NAME METHOD PATH [BODY]: talks to a fake's control routes.
 fake() {
 	local url
