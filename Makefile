@@ -52,7 +52,12 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(BUILD)/libnp.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libnp.a $(LDLIBS)
 
-check: all $(UNITS) $(DRIVERS)
+# The chaos tests' slow-disk shim: plain flags, it is LD_PRELOADed.
+$(BUILD)/tests/slowsync.so: tests/chaos/slowsync.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -std=c11 -Wall -Wextra -Werror -shared -fPIC -o $@ $< -ldl
+
+check: all $(UNITS) $(DRIVERS) $(BUILD)/tests/slowsync.so
 	NP_BIN=$(abspath $(BUILD)/bin) NP_UNIT=$(abspath $(BUILD)/tests) NP_SANITIZE=$(SANITIZE) tests/run
 
 lint: all

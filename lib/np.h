@@ -302,12 +302,12 @@ int np_queue_stats_get(redisContext *c, const np_config *cfg,
     const np_pool *p, const np_scanner *only, np_queue_stats *st,
     np_error *err);
 long np_estimate_wait(const np_queue_stats *st, long position);
-int np_task_mark_queued(const np_config *cfg, const char *id,
-    const char *why, int attempts_delta, int flags, np_error *err);
 int np_task_requeue(redisContext *c, const np_config *cfg, const char *id,
     const char *why, int attempts_delta, const char *held, np_error *err);
 int np_recover_pool(redisContext *c, const np_config *cfg, const np_pool *p,
     size_t *n, np_error *err);
+int np_recover_record(redisContext *c, const np_config *cfg,
+    const char *pool, const char *id, np_error *err);
 int np_queue_remove(redisContext *c, const np_config *cfg, const np_pool *p,
     const char *id, long *n, np_error *err);
 

@@ -181,16 +181,6 @@ to_queued(json_t *task, void *arg, np_error *err)
 	return 0;
 }
 
-/* The record's half of putting a task back in line. */
-int
-np_task_mark_queued(const np_config *cfg, const char *id, const char *why,
-    int attempts_delta, int flags, np_error *err)
-{
-	requeue_arg a = { why, attempts_delta };
-
-	return np_task_update(cfg, id, to_queued, &a, NP_SYNC | flags, err);
-}
-
 /*
  * KEYS: claims, claimed, slots of the held scanner (or any key when none
  * is held), pinned, list, wake. ARGV: task, held (0/1). Drops the claim
@@ -226,7 +216,8 @@ np_task_requeue(redisContext *c, const np_config *cfg, const char *id,
 	redisReply *r;
 	int rc, i;
 
-	if ((rc = np_task_mark_queued(cfg, id, why, attempts_delta, 0, err)) != 0 ||
+	if ((rc = np_task_update(cfg, id, to_queued, &(requeue_arg){ why,
+	    attempts_delta }, NP_SYNC, err)) != 0 ||
 	    (rc = np_task_load(cfg, id, &task, err)) != 0)
 		return rc;
 	pool = np_json_str(task, "scanner_pool");
@@ -254,6 +245,62 @@ np_task_requeue(redisContext *c, const np_config *cfg, const char *id,
 	return rc;
 }
 
+typedef struct {
+	redisContext *c;
+	char claims[NP_KEYMAX];
+} recover_arg;
+
+/*
+ * The record's half of a recovery, under the record's lock. The task is
+ * back in line already: another worker may have taken it again since and
+ * its np-scan started it, or even ended it. That attempt is not ours to
+ * undo (a record set back to queued under a running np-scan is one it
+ * cannot end, and the task would be in no line), so only a record still
+ * running and unclaimed goes back to queued.
+ */
+static int
+to_recovered(json_t *task, void *arg, np_error *err)
+{
+	const recover_arg *a = arg;
+	const char *id = np_json_str(task, "task_id");
+	const char *st = np_json_str(task, "status");
+	redisReply *r;
+	bool claimed;
+
+	if (st && !strcmp(st, "queued")) {
+		np_task_history(task, "requeued", "recovered: lease expired");
+		return 0;
+	}
+	if (st == NULL || strcmp(st, "running") != 0)
+		return np_seterr(err, NP_NO, "task %s: %s meanwhile", id,
+		    st ? st : "no status");
+	if ((r = np_redis_cmd(a->c, err, "ZSCORE %s %s", a->claims, id)) == NULL)
+		return err->code;
+	claimed = r->type == REDIS_REPLY_STRING;
+	freeReplyObject(r);
+	if (claimed)
+		return np_seterr(err, NP_NO, "task %s: taken again meanwhile", id);
+	return to_queued(task, &(requeue_arg){ "recovered: lease expired", 0 },
+	    err);
+}
+
+/*
+ * The record's half of recovering task id of pool, once the task is back
+ * in line. NP_NO: left as it is (ended, or taken again meanwhile); a
+ * record being written is left "running" (NP_TRYLOCK: the next np-scan
+ * takes it as it is).
+ */
+int
+np_recover_record(redisContext *c, const np_config *cfg, const char *pool,
+    const char *id, np_error *err)
+{
+	recover_arg a = { .c = c };
+
+	np_key_pool(a.claims, cfg, pool, "claims");
+	return np_task_update(cfg, id, to_recovered, &a, NP_SYNC | NP_TRYLOCK,
+	    err);
+}
+
 /*
  * Recovery, shared by np-worker and np-housekeep: claims past their
  * deadline go back in line (lease.c, one script), then their records
@@ -274,11 +321,7 @@ np_recover_pool(redisContext *c, const np_config *cfg, const np_pool *p,
 	for (i = 0; i < *n; i++) {
 		np_warn("task %s: its worker stopped renewing its lease; back "
 		    "in line", ids[i]);
-		/* A record already final (its np-scan finished, the worker
-		 * died before releasing) stays as it is. One being written is
-		 * left "running": the next np-scan takes it as it is. */
-		np_task_mark_queued(cfg, ids[i], "recovered: lease expired", 0,
-		    NP_TRYLOCK, &e);
+		np_recover_record(c, cfg, p->name, ids[i], &e);
 		free(ids[i]);
 	}
 	free(ids);
