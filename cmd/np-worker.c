@@ -1,8 +1,9 @@
 /*
  * np-worker: the long-running loop. Takes tasks of its pools together
  * with a slot on a scanner (one Lua script: never over a scanner's
- * max_concurrent_scans, whatever the number of workers), runs np-scan
- * for each as a child process, renews the leases while children run,
+ * max_concurrent_scans, whatever the number of workers), runs each in a
+ * child process (np-scan's code, lib/scan.c, forked without exec; or
+ * the program NP_SCAN_BIN names), renews the leases while children run,
  * and puts back in line what a dead worker left behind.
  *
  * SIGHUP re-reads the config (a broken one is refused and the old one
@@ -41,7 +42,7 @@ static size_t npools;
 static bool pools_given;
 static child *kids;
 static size_t nkids;
-static char scan_bin[PATH_MAX];
+static char scan_bin[PATH_MAX];	/* empty: tasks run in the child itself */
 
 static void
 usage(int status)
@@ -130,12 +131,44 @@ redis_ok(int rc, const np_error *err)
 }
 
 static void
+on_scan_signal(int sig)
+{
+	(void)sig;
+	np_interrupted = 1;
+}
+
+/* In the child: the task, as np-scan would run it; never returns. */
+static void
+run_scan(const char *id)
+{
+	struct sigaction sa = { .sa_handler = on_scan_signal };
+	char title[64];
+
+	if (scan_bin[0]) {
+		execl(scan_bin, "np-scan", id, (char *)NULL);
+		fprintf(stderr, "np-worker: %s: %s\n", scan_bin, strerror(errno));
+		_exit(NP_ESOFTWARE);
+	}
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	np_interrupted = 0;
+	/* The worker's connection is the worker's: the task opens its own. */
+	redisFree(rc_);
+	rc_ = NULL;
+	np_setprogname("np-scan");
+	snprintf(title, sizeof(title), "np-scan %s", id);
+	np_proctitle_set("np-scan", title);
+	exit(np_scan_task(cfg, id));
+}
+
+static void
 spawn(const np_pool *p, const np_pool_view *v)
 {
 	const char *inst = v->v[v->chosen].scanner->instance_id;
 	pid_t ppid = getpid(), pid;
 	child *k;
 
+	fflush(NULL);	/* else the child would write it again */
 	if ((pid = fork()) == -1) {
 		np_error err;
 		np_warn("fork: %s", strerror(errno));
@@ -150,10 +183,7 @@ spawn(const np_pool *p, const np_pool_view *v)
 		if (getppid() != ppid)
 			_exit(NP_ETEMP);
 		signal(SIGHUP, SIG_IGN);
-		execvp(scan_bin, (char *[]){ "np-scan", (char *)v->task_id,
-		    NULL });
-		fprintf(stderr, "np-worker: %s: %s\n", scan_bin, strerror(errno));
-		_exit(NP_ESOFTWARE);
+		run_scan(v->task_id);
 	}
 	kids = np_xrealloc(kids, (nkids + 1) * sizeof(*kids));
 	k = &kids[nkids++];
@@ -496,30 +526,6 @@ shutdown_children(void)
 	}
 }
 
-static void
-find_scan_bin(void)
-{
-	char self[PATH_MAX];
-	const char *env = getenv("NP_SCAN_BIN");
-	ssize_t n;
-	char *slash;
-
-	if (env && *env) {
-		snprintf(scan_bin, sizeof(scan_bin), "%s", env);
-		return;
-	}
-	if ((n = readlink("/proc/self/exe", self, sizeof(self) - 1)) > 0) {
-		self[n] = '\0';
-		if ((slash = strrchr(self, '/')) != NULL) {
-			*slash = '\0';
-			if ((size_t)snprintf(scan_bin, sizeof(scan_bin), "%.*s/np-scan",
-			    PATH_MAX - 16, self) < sizeof(scan_bin) &&
-			    access(scan_bin, X_OK) == 0)
-				return;
-		}
-	}
-	snprintf(scan_bin, sizeof(scan_bin), "np-scan");
-}
 
 int
 main(int argc, char **argv)
@@ -541,6 +547,7 @@ main(int argc, char **argv)
 	size_t i;
 	int ch;
 
+	np_proctitle_init(argc, argv);
 	np_setprogname(argv[0]);
 	/* A daemon's journal wants each task's story; children inherit it. */
 	setenv("NP_LOG_LEVEL", "info", 0);
@@ -581,7 +588,11 @@ main(int argc, char **argv)
 			    cfg->path);
 	if (npools == 0)
 		np_die(NP_EUSAGE, "no pools to serve");
-	find_scan_bin();
+	/* Another program per task (a wrapper, valgrind), else in-process. */
+	if (getenv("NP_SCAN_BIN") && *getenv("NP_SCAN_BIN"))
+		snprintf(scan_bin, sizeof(scan_bin), "%s", getenv("NP_SCAN_BIN"));
+	else
+		np_nessus_init();
 	sigaction(SIGTERM, &stop, NULL);
 	sigaction(SIGINT, &stop, NULL);
 	sigaction(SIGHUP, &hup, NULL);
@@ -599,7 +610,8 @@ main(int argc, char **argv)
 			np_warn("%s", json_string_value(p));
 		json_decref(problems);
 	}
-	np_info("serving %zu pool(s); np-scan is %s", npools, scan_bin);
+	np_info("serving %zu pool(s); tasks run %s%s", npools, scan_bin[0] ?
+	    "by " : "in-process", scan_bin);
 	tick = cfg->s.lease_ttl / 3;
 	dog = np_watchdog_ms();
 	np_notify("READY=1");

@@ -579,6 +579,16 @@ printable(const char *s)
 	return true;
 }
 
+/*
+ * libcurl's (and its TLS library's) one-time start, done by a process
+ * that forks clients (np-worker) so that each child does not do it again.
+ */
+void
+np_nessus_init(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
 np_nessus *
 np_nessus_open(const np_config *cfg, const np_scanner *s, np_error *err)
 {

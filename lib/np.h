@@ -411,6 +411,14 @@ typedef struct {
 int np_enqueue(redisContext *c, const np_config *cfg, np_enqueue_item *v,
     size_t n, bool batch);
 
+/* proctitle.c: what ps shows ("np-scan TASK" for np-worker's children). */
+void np_proctitle_init(int argc, char **argv);
+void np_proctitle_set(const char *name, const char *title);
+
+/* scan.c: one task run end to end on its leased scanner (np-scan(1));
+ * returns np-scan's exit status (0, 1, 75, ...). cfg is borrowed. */
+int np_scan_task(np_config *cfg, const char *id);
+
 /* nessus.c: the Nessus REST client (libcurl). Errors come back as
  * statuses: 75 transient (after the retries), 78 the scanner refused our
  * API keys or login, 69 the API is not available (HTTP 412: Nessus
@@ -424,6 +432,7 @@ typedef struct {
 	char uuid[64];
 } np_scan_status;
 
+void np_nessus_init(void);
 np_nessus *np_nessus_open(const np_config *cfg, const np_scanner *s,
     np_error *err);
 void np_nessus_close(np_nessus *n);

@@ -33,6 +33,19 @@ enqueue() {
 	np-enqueue -n "${2:-t}" -T "${1:-10.0.0.1}" | jq -r .task_id
 }
 
+# scanning SECONDS: queues a task whose scan runs SECONDS on s1, starts a
+# worker (pid in w, log in w.log) and waits until the Nessus scan exists.
+scanning() {
+	fake s1 POST /__fake/config "{\"running_seconds\":$1}" > /dev/null
+	id=$(enqueue)
+	np-worker 2> "$BATS_TEST_TMPDIR/w.log" &
+	w=$!
+	for _ in $(seq 100); do
+		[ "$(task nessus_scan_id "$id")" != null ] && break
+		sleep 0.05
+	done
+}
+
 @test "two workers, one 2-slot scanner: never more than 2 scans at once" {
 	for i in $(seq 8); do enqueue "10.0.0.$i" > /dev/null; done
 	drain 2> "$BATS_TEST_TMPDIR/w1.log" &
@@ -69,14 +82,7 @@ enqueue() {
 }
 
 @test "kill -9 of the worker mid-scan: a new worker reattaches, same Nessus scan" {
-	fake s1 POST /__fake/config '{"running_seconds":3}' > /dev/null
-	id=$(enqueue)
-	np-worker 2> "$BATS_TEST_TMPDIR/w1.log" &
-	w=$!
-	for _ in $(seq 100); do
-		[ "$(task nessus_scan_id "$id")" != null ] && break
-		sleep 0.05
-	done
+	scanning 3
 	sid=$(task nessus_scan_id "$id")
 	[ "$sid" != null ]
 	kill -9 "$w"
@@ -91,15 +97,22 @@ enqueue() {
 	assert_output 0
 }
 
+@test "a task runs in the worker's child, which ps and pgrep show as np-scan TASK" {
+	scanning 3
+	run -0 pgrep -f "^np-scan $id\$"
+	[ "${#lines[@]}" -eq 1 ]
+	p=${lines[0]}
+	[ "$(ps -o ppid= -p "$p" | tr -d ' ')" = "$w" ]
+	[ "$(cat "/proc/$p/comm")" = np-scan ]
+	[ "$(tr -d '\0' < "/proc/$p/cmdline")" = "np-scan $id" ]
+	# Its log lines say np-scan, as an exec'd np-scan's would.
+	grep -q "^np-scan: task $id: nessus scan" "$BATS_TEST_TMPDIR/w.log"
+	kill -TERM "$w"
+	wait "$w"
+}
+
 @test "SIGTERM: the worker hands its task back and exits 0; the scan keeps running" {
-	fake s1 POST /__fake/config '{"running_seconds":5}' > /dev/null
-	id=$(enqueue)
-	np-worker 2> "$BATS_TEST_TMPDIR/w.log" &
-	w=$!
-	for _ in $(seq 100); do
-		[ "$(task nessus_scan_id "$id")" != null ] && break
-		sleep 0.05
-	done
+	scanning 5
 	kill -TERM "$w"
 	wait "$w"
 	[ "$(task status "$id")" = queued ]
