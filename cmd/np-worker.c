@@ -231,15 +231,32 @@ release(child *k, np_error *err)
 	    err);
 }
 
+/* Has the task's record ended (or gone, or become unreadable)? */
+static bool
+ended(const child *k, char *status, size_t n)
+{
+	json_t *task;
+	np_error err;
+	bool yes;
+
+	if (np_task_load(cfg, k->id, &task, &err) != 0)
+		return true;
+	snprintf(status, n, "%s", np_json_str(task, "status") ?
+	    np_json_str(task, "status") : "?");
+	yes = np_state_terminal(np_json_str(task, "status"));
+	json_decref(task);
+	return yes;
+}
+
 /* What a child's exit means for its task. */
 static void
 finished(child *k, int status)
 {
 	int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-	char why[600];
+	char why[600], st[32] = "";
 	json_t *task;
 	json_int_t tries;
-	bool queued;
+	bool queued, odd = false;
 	np_error err;
 
 	if (rc_ == NULL) {
@@ -250,23 +267,32 @@ finished(child *k, int status)
 		    (int)k->pid);
 		return;
 	}
+	if (code == 0 || code == NP_NO || code == NP_ENOINPUT ||
+	    code == NP_EDATA) {
+		/* The end of the task, if its record says so. A child that
+		 * says so and is wrong (a sanitizer's report exits 1, say)
+		 * must not take the task out of every line. */
+		if (ended(k, st, sizeof(st))) {
+			int rc = release(k, &err);
+			if (rc == NP_NO)
+				np_warn("%s", err.msg);
+			else if (!redis_ok(rc, &err))
+				np_warn("task %s: slot not released; it expires",
+				    k->id);
+			return;
+		}
+		np_warn("task %s: np-scan %d exited %d, yet the task is still "
+		    "%s: a failed attempt", k->id, (int)k->pid, code, st);
+		odd = true;
+	}
 	/* Frozen past our deadline, we may learn only now that the task is
 	 * someone else's: then its record and line are not ours to touch. */
-	if (!k->lost && code != 0 && np_lease_renew(rc_, cfg, k->pool, k->inst,
-	    k->id, &k->deadline, &err) == NP_NO)
+	if (!k->lost && np_lease_renew(rc_, cfg, k->pool, k->inst, k->id,
+	    &k->deadline, &err) == NP_NO)
 		k->lost = true;
 	if (k->lost) {
 		np_warn("task %s: np-scan %d ended after its claim was "
 		    "recovered elsewhere", k->id, (int)k->pid);
-		return;
-	}
-	if (code == 0 || code == NP_NO || code == NP_ENOINPUT ||
-	    code == NP_EDATA) {
-		int rc = release(k, &err);
-		if (rc == NP_NO)
-			np_warn("%s", err.msg);
-		else if (!redis_ok(rc, &err))
-			np_warn("task %s: slot not released; it expires", k->id);
 		return;
 	}
 	if (stopping) {
@@ -281,7 +307,8 @@ finished(child *k, int status)
 		return;
 	}
 	snprintf(why, sizeof(why), "%s%s", code < 0 ?
-	    "np-scan killed by a signal; last error: " : "",
+	    "np-scan killed by a signal; last error: " : odd ?
+	    "np-scan exited without ending the task; last error: " : "",
 	    np_json_str(task, "error") ? np_json_str(task, "error") :
 	    "transient failure");
 	/* An np-scan that died before it started the task (its record is

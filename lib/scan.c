@@ -353,11 +353,12 @@ download(scan *sc, json_t **verdict, np_error *err)
 static void
 record_verdict(scan *sc, json_t *v)
 {
-	json_t *p = json_object();
+	json_t *p;
 	np_error err;
 
 	if (v == NULL)
 		return;
+	p = json_object();
 	json_object_set(p, "validation_stats", json_object_get(v, "stats"));
 	json_object_set(p, "validation_warnings", json_object_get(v,
 	    "warnings"));

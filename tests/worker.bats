@@ -111,6 +111,21 @@ scanning() {
 	wait "$w"
 }
 
+@test "a child that exits 0 or 1 without ending its task (a sanitizer's report, say): an attempt, never a lost task" {
+	keys_scanner s1 2 | scan_config $'  max_attempts: 3\n'
+	for code in 0 1; do
+		printf '#!/bin/sh\nexit %s\n' "$code" > "$BATS_TEST_TMPDIR/np-scan"
+		chmod +x "$BATS_TEST_TMPDIR/np-scan"
+		id=$(enqueue)
+		NP_SCAN_BIN=$BATS_TEST_TMPDIR/np-scan run -0 drain
+		[ "$(task status "$id")" = failed ]
+		[ "$(task failure_reason "$id")" = attempts_exhausted ]
+		task error "$id" | grep -q "after 3 attempts: np-scan exited without ending the task"
+		run -0 redis-cli -s "$REDIS_SOCK" zscore 'np:{nessus}:dlq' "$id"
+		[ -n "$output" ]
+	done
+}
+
 @test "SIGTERM: the worker hands its task back and exits 0; the scan keeps running" {
 	scanning 5
 	kill -TERM "$w"
