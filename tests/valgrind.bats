@@ -3,7 +3,7 @@
 # (definite or indirect) and no memory error. A whole scan runs in the
 # worker's own child under valgrind (valgrind follows the fork), and a
 # failing one with the worker and the np-scan program (NP_SCAN_BIN) both
-# under valgrind.
+# under valgrind, and a task stopped while its export is asked for.
 # shellcheck disable=SC2154
 
 load helpers
@@ -103,5 +103,26 @@ clean() {
 	run -0 vg np-cancel "$dead"
 	run -0 vg np-housekeep --dry-run
 	run -0 vg np-housekeep
+	clean
+}
+
+@test "a task stopped while its export is asked for (np-worker's child, SIGTERM): no leak" {
+	# The export request is held 5 s; SIGTERM comes once the scan ended.
+	fake s1 POST /__fake/inject '{"slow":[{"route":"POST /scans/*/export","seconds":5}]}' > /dev/null
+	id=$(np-enqueue -n vg -T 10.0.0.1 | jq -er .task_id)
+	valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
+		--show-leak-kinds=definite,indirect --error-exitcode=99 \
+		--log-file="$VG/np-worker.%p" "$NP_BIN/np-worker" 3>&- &
+	w=$!
+	for _ in $(seq 600); do
+		[ "$(task nessus_status "$id")" = completed ] && break
+		sleep 0.05
+	done
+	[ "$(task nessus_status "$id")" = completed ]
+	sleep 0.5
+	kill -TERM "$w"
+	wait "$w"
+	[ "$(task status "$id")" = queued ]
+	task error "$id" | grep -q "export: interrupted"
 	clean
 }
