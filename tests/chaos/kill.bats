@@ -233,14 +233,17 @@ kill_case() {
 	kill_case final scan worker
 }
 
-# storm TASKS SECONDS: TASKS tasks over two scanners of 2 slots, two
-# workers, and for SECONDS a random kill -9 of a worker (replaced at
+# storm TASKS SECONDS [stalls]: TASKS tasks over two scanners of 2 slots,
+# two workers, and for SECONDS a random kill -9 of a worker (replaced at
 # once) or of an np-scan, or an np-housekeep run, every 0.1 to 0.4 s.
 # Then the workers stop, a drain finishes the work, and each task must
-# have completed on one Nessus scan, made and launched once.
+# have completed, nothing left in Redis, every record whole. Without
+# stalls each also ran on one Nessus scan, made and launched once; with
+# workers stalled past their leases a second scan may be made
+# (np.yaml(5), lease_ttl), so then that is not asserted.
 # NP_STORM_MONITOR=1 keeps Redis's MONITOR output in the test's folder.
 storm() {
-	local ntasks=$1 secs=$2 kills=0 end i p s n id w1 w2 ids
+	local ntasks=$1 secs=$2 stalls=${3:-} kills=0 end i p s n id w1 w2 ids
 	fake s1 POST /__fake/config '{"running_seconds":0.8}' > /dev/null
 	fake_start s2 "$FAKE_DIR" '{"pending_seconds":0.05,"running_seconds":0.8}'
 	{ keys_scanner s1 2; keys_scanner s2 2; } |
@@ -297,12 +300,14 @@ storm() {
 		}
 	done
 	settled nessus "${ids[@]}"
-	once s1 s2 -- "${ids[@]}"
-	n=0
-	for s in s1 s2; do
-		n=$((n + $(fake "$s" GET /__fake/scans | jq '.scans | length')))
-	done
-	[ "$n" -eq "$ntasks" ]
+	if [ -z "$stalls" ]; then
+		once s1 s2 -- "${ids[@]}"
+		n=0
+		for s in s1 s2; do
+			n=$((n + $(fake "$s" GET /__fake/scans | jq '.scans | length')))
+		done
+		[ "$n" -eq "$ntasks" ]
+	fi
 	json_watched
 	echo "# $kills faults injected" >&3
 }
@@ -322,7 +327,7 @@ storm() {
 	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
 	SLOW_SYNC_MS=400
 	export LD_PRELOAD SLOW_SYNC_MS ASAN_OPTIONS
-	storm 24 12
+	storm 24 12 stalls
 }
 
 @test "a worker frozen (SIGSTOP) past its lease with its np-scan: recovered elsewhere, it stops its np-scan on waking" {
