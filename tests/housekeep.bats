@@ -165,6 +165,24 @@ two_pools() { # pools nessus (s1) and dmz (s2)
 	[ "$(rc hget np:counters ttl_deletions)" = 4 ]
 }
 
+@test "TTL: the per-status counts (np:states, the nessus_tasks gauge) drop with the tasks deleted" {
+	a=$(np-enqueue -n a -T 10.0.0.1 | jq -er .task_id)
+	b=$(np-enqueue -n b -T 10.0.0.2 | jq -er .task_id)
+	c=$(np-enqueue -n c -T 10.0.0.3 | jq -er .task_id)
+	run -0 drain
+	[ "$(rc hget np:states $'nessus\tcompleted')" = 3 ]
+	used "$a" 7200
+	used "$b" 7200
+	run -0 hk
+	jq -e '.deleted == 2' <<< "$output"
+	gone "$a"
+	gone "$b"
+	exists "$c"
+	[ "$(rc hget np:states $'nessus\tcompleted')" = 1 ]
+	run -0 np-metrics
+	grep -qx 'nessus_tasks{pool="nessus",status="completed"} 1' <<< "$output"
+}
+
 @test "TTL: last_accessed_at first, then completed_at, then created_at" {
 	# Recently read, though long finished: stays.
 	read_recently=$(mk completed)
