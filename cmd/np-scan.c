@@ -59,7 +59,7 @@ main(int argc, char **argv)
 	 * not a reason to die. */
 	signal(SIGPIPE, SIG_IGN);
 	cfg = np_config_open();
-	rc = np_scan_task(cfg, argv[optind]);
+	rc = np_scan_task(cfg, argv[optind], 0);
 	np_config_free(cfg);
 	return rc;
 }

@@ -139,7 +139,7 @@ on_scan_signal(int sig)
 
 /* In the child: the task, as np-scan would run it; never returns. */
 static void
-run_scan(const char *id)
+run_scan(const char *id, int64_t token)
 {
 	struct sigaction sa = { .sa_handler = on_scan_signal };
 	char title[64];
@@ -158,7 +158,7 @@ run_scan(const char *id)
 	np_setprogname("np-scan");
 	snprintf(title, sizeof(title), "np-scan %s", id);
 	np_proctitle_set("np-scan", title);
-	exit(np_scan_task(cfg, id));
+	exit(np_scan_task(cfg, id, token));
 }
 
 static void
@@ -183,7 +183,7 @@ spawn(const np_pool *p, const np_pool_view *v)
 		if (getppid() != ppid)
 			_exit(NP_ETEMP);
 		signal(SIGHUP, SIG_IGN);
-		run_scan(v->task_id);
+		run_scan(v->task_id, v->deadline);
 	}
 	kids = np_xrealloc(kids, (nkids + 1) * sizeof(*kids));
 	k = &kids[nkids++];

@@ -13,6 +13,11 @@
  * on any number of hosts never put more than max_concurrent_scans on a
  * scanner. The same script, read-only, answers np-select.
  *
+ * A claim also has a token (np:{P}:holders, task id -> the deadline set
+ * when it was taken) that stays the same while its holder renews: a scan
+ * whose holder outlived its lease checks it before freeing the slot the
+ * task's next holder may have taken on the same scanner.
+ *
  * A task taken from a scanner's own queue (targeted, or with its Nessus
  * scan there) is pinned (np:{P}:pinned): if its holder dies, recovery
  * puts it back on that scanner's queue, never on another scanner.
@@ -24,7 +29,7 @@
 
 /*
  * KEYS: claims, claimed, lru, queue, pinned, then per scanner slots,
- * breaker, iq.
+ * breaker, iq, then holders (last).
  * ARGV: mode (view|acquire|take), now, deadline, task, wanted instance,
  * n, then per scanner instance, max, enabled.
  * Returns { chosen (0-based or -1), task, then per scanner active,
@@ -84,6 +89,7 @@ static const char pick_lua[] =
 "  redis.call('ZADD', KEYS[6 + 3 * (chosen - 1)], deadline, id)\n"
 "  redis.call('ZADD', KEYS[1], deadline, id)\n"
 "  redis.call('HSET', KEYS[2], id, s.inst)\n"
+"  redis.call('HSET', KEYS[#KEYS], id, ARGV[3])\n"
 "  redis.call('HSET', KEYS[3], s.inst, now)\n"
 "  if pinned then redis.call('SADD', KEYS[5], id) end\n"
 "  if s.state == 2 then\n"
@@ -119,8 +125,8 @@ static const char renew_lua[] =
 "return 1\n";
 
 /*
- * KEYS: claims, claimed, slots of inst, pinned, wake. ARGV: task, the
- * holder's deadline (0: any). Another holder's claim is left alone (-1).
+ * KEYS: claims, claimed, slots of inst, pinned, wake, holders. ARGV: task,
+ * the holder's deadline (0: any). Another holder's claim is left alone (-1).
  */
 static const char release_lua[] =
 "if ARGV[2] ~= '0' then\n"
@@ -129,6 +135,7 @@ static const char release_lua[] =
 "end\n"
 "redis.call('ZREM', KEYS[1], ARGV[1])\n"
 "redis.call('HDEL', KEYS[2], ARGV[1])\n"
+"redis.call('HDEL', KEYS[6], ARGV[1])\n"
 "local n = redis.call('ZREM', KEYS[3], ARGV[1])\n"
 "redis.call('SREM', KEYS[4], ARGV[1])\n"
 "redis.call('LPUSH', KEYS[5], '1')\n"
@@ -136,20 +143,23 @@ static const char release_lua[] =
 "return n\n";
 
 /*
- * KEYS: claims, slots of inst, wake. ARGV: task. The scan has ended on
- * the scanner: its slot is free for the next one while the holder, still
- * claiming the task, downloads and checks the export. (Renewals push
- * only the deadlines of slots that exist.)
+ * KEYS: claims, slots of inst, wake, holders. ARGV: task, the holder's
+ * token (0: any). The scan has ended on the scanner: its slot is free for
+ * the next one while the holder, still claiming the task, downloads and
+ * checks the export. (Renewals push only the deadlines of slots that
+ * exist.) A claim with another token is the task's next holder's (-1).
  */
 static const char free_slot_lua[] =
 "if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end\n"
+"local t = redis.call('HGET', KEYS[4], ARGV[1])\n"
+"if ARGV[2] ~= '0' and t and t ~= ARGV[2] then return -1 end\n"
 "redis.call('ZREM', KEYS[2], ARGV[1])\n"
 "redis.call('LPUSH', KEYS[3], '1')\n"
 "redis.call('LTRIM', KEYS[3], 0, 63)\n"
 "return 1\n";
 
 /*
- * KEYS: claims, claimed, queue, pinned, wake. ARGV: now, key prefix of
+ * KEYS: claims, claimed, queue, pinned, wake, holders. ARGV: now, key prefix of
  * the pool ("np:{P}:"). A claim past its deadline is dropped, its slot
  * freed, and its task put back at the front of the line: on its
  * scanner's own queue when its Nessus scan exists there (pinned), else
@@ -161,6 +171,7 @@ static const char recover_lua[] =
 "  redis.call('ZREM', KEYS[1], id)\n"
 "  local inst = redis.call('HGET', KEYS[2], id)\n"
 "  redis.call('HDEL', KEYS[2], id)\n"
+"  redis.call('HDEL', KEYS[6], id)\n"
 "  if inst then redis.call('ZREM', ARGV[2] .. 'slots:' .. inst, id) end\n"
 "  if inst and redis.call('SREM', KEYS[4], id) == 1 then\n"
 "    redis.call('RPUSH', ARGV[2] .. 'iq:' .. inst, id)\n"
@@ -202,7 +213,7 @@ pick(redisContext *c, const np_config *cfg, const np_pool *p,
     const char *mode, const char *task, const char *want, np_pool_view *out,
     np_error *err)
 {
-	size_t n = p->nscanners, i, nkeys = 5 + 3 * n, nargs = nkeys + 6 + 3 * n;
+	size_t n = p->nscanners, i, nkeys = 6 + 3 * n, nargs = nkeys + 6 + 3 * n;
 	const char **argv = np_xcalloc(nargs, sizeof(*argv));
 	char (*keys)[NP_KEYMAX] = np_xcalloc(nkeys, NP_KEYMAX);
 	char (*nums)[24] = np_xcalloc(3 + 2 * n, 24);
@@ -223,6 +234,7 @@ pick(redisContext *c, const np_config *cfg, const np_pool *p,
 		np_key_inst(keys[6 + 3 * i], cfg, p->name, "breaker", id);
 		np_key_inst(keys[7 + 3 * i], cfg, p->name, "iq", id);
 	}
+	np_key_pool(keys[nkeys - 1], cfg, p->name, "holders");
 	for (i = 0; i < nkeys; i++)
 		argv[a++] = keys[i];
 	snprintf(nums[0], 24, "%lld", (long long)now);
@@ -332,12 +344,24 @@ np_lease_renew(redisContext *c, const np_config *cfg, const char *pool,
 	return rc;
 }
 
+/* A script's -1: the claim is another holder's. Frees the reply. */
+static int
+fenced(redisReply *r, const char *task_id, np_error *err)
+{
+	int rc = r->type == REDIS_REPLY_INTEGER && r->integer < 0 ?
+	    np_seterr(err, NP_NO, "task %s: claimed by another worker now",
+	    task_id) : 0;
+
+	freeReplyObject(r);
+	return rc;
+}
+
 int
 np_lease_release(redisContext *c, const np_config *cfg, const char *pool,
     const char *inst, const char *task_id, int64_t deadline, np_error *err)
 {
-	char k[5][NP_KEYMAX], was[24];
-	const char *argv[7];
+	char k[6][NP_KEYMAX], was[24];
+	const char *argv[8];
 	redisReply *r;
 	int rc;
 
@@ -346,18 +370,15 @@ np_lease_release(redisContext *c, const np_config *cfg, const char *pool,
 	np_key_inst(k[2], cfg, pool, "slots", inst);
 	np_key_pool(k[3], cfg, pool, "pinned");
 	np_key_pool(k[4], cfg, pool, "wake");
-	for (int i = 0; i < 5; i++)
+	np_key_pool(k[5], cfg, pool, "holders");
+	for (int i = 0; i < 6; i++)
 		argv[i] = k[i];
-	argv[5] = task_id;
+	argv[6] = task_id;
 	snprintf(was, sizeof(was), "%lld", (long long)deadline);
-	argv[6] = was;
-	if ((rc = np_redis_eval(c, release_lua, 5, 7, argv, &r, err)) != 0)
+	argv[7] = was;
+	if ((rc = np_redis_eval(c, release_lua, 6, 8, argv, &r, err)) != 0)
 		return rc;
-	rc = r->type == REDIS_REPLY_INTEGER && r->integer < 0 ?
-	    np_seterr(err, NP_NO, "task %s: claimed by another worker now",
-	    task_id) : 0;
-	freeReplyObject(r);
-	return rc;
+	return fenced(r, task_id, err);
 }
 
 /* Marks a claimed task as bound to its scanner (its Nessus scan exists). */
@@ -375,24 +396,45 @@ np_lease_pin(redisContext *c, const np_config *cfg, const char *pool,
 	return 0;
 }
 
-/* The holder's scan ended on its scanner: frees the slot, keeps the claim. */
+/*
+ * The holder's scan ended on its scanner: frees the slot, keeps the
+ * claim. NP_NO: the claim has another token, the task has a new holder.
+ */
 int
 np_lease_free_slot(redisContext *c, const np_config *cfg, const char *pool,
-    const char *inst, const char *task_id, np_error *err)
+    const char *inst, const char *task_id, int64_t token, np_error *err)
 {
-	char k[3][NP_KEYMAX];
-	const char *argv[4];
+	char k[4][NP_KEYMAX], tok[24];
+	const char *argv[6];
 	redisReply *r;
 	int rc;
 
 	np_key_pool(k[0], cfg, pool, "claims");
 	np_key_inst(k[1], cfg, pool, "slots", inst);
 	np_key_pool(k[2], cfg, pool, "wake");
-	for (int i = 0; i < 3; i++)
+	np_key_pool(k[3], cfg, pool, "holders");
+	for (int i = 0; i < 4; i++)
 		argv[i] = k[i];
-	argv[3] = task_id;
-	if ((rc = np_redis_eval(c, free_slot_lua, 3, 4, argv, &r, err)) != 0)
+	argv[4] = task_id;
+	snprintf(tok, sizeof(tok), "%lld", (long long)token);
+	argv[5] = tok;
+	if ((rc = np_redis_eval(c, free_slot_lua, 4, 6, argv, &r, err)) != 0)
 		return rc;
+	return fenced(r, task_id, err);
+}
+
+/* The token of a task's claim, 0 when it has none. */
+int
+np_lease_token(redisContext *c, const np_config *cfg, const char *pool,
+    const char *task_id, int64_t *token, np_error *err)
+{
+	char k[NP_KEYMAX];
+	redisReply *r;
+
+	np_key_pool(k, cfg, pool, "holders");
+	if ((r = np_redis_cmd(c, err, "HGET %s %s", k, task_id)) == NULL)
+		return err->code;
+	*token = r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
 	freeReplyObject(r);
 	return 0;
 }
@@ -401,8 +443,8 @@ int
 np_lease_recover(redisContext *c, const np_config *cfg, const np_pool *p,
     char ***ids, size_t *n, np_error *err)
 {
-	char k[5][NP_KEYMAX], now[24], prefix[NP_KEYMAX];
-	const char *argv[7];
+	char k[6][NP_KEYMAX], now[24], prefix[NP_KEYMAX];
+	const char *argv[8];
 	redisReply *r;
 	size_t i;
 	int rc;
@@ -414,13 +456,14 @@ np_lease_recover(redisContext *c, const np_config *cfg, const np_pool *p,
 	np_key_pool(k[2], cfg, p->name, "queue");
 	np_key_pool(k[3], cfg, p->name, "pinned");
 	np_key_pool(k[4], cfg, p->name, "wake");
+	np_key_pool(k[5], cfg, p->name, "holders");
 	np_key_pool(prefix, cfg, p->name, "");
 	snprintf(now, sizeof(now), "%lld", (long long)np_now_ms());
-	for (i = 0; i < 5; i++)
+	for (i = 0; i < 6; i++)
 		argv[i] = k[i];
-	argv[5] = now;
-	argv[6] = prefix;
-	if ((rc = np_redis_eval(c, recover_lua, 5, 7, argv, &r, err)) != 0)
+	argv[6] = now;
+	argv[7] = prefix;
+	if ((rc = np_redis_eval(c, recover_lua, 6, 8, argv, &r, err)) != 0)
 		return rc;
 	if (r->type == REDIS_REPLY_ARRAY && r->elements) {
 		*ids = np_xcalloc(r->elements, sizeof(**ids));

@@ -278,8 +278,13 @@ int np_lease_release(redisContext *c, const np_config *cfg,
     np_error *err);
 int np_lease_pin(redisContext *c, const np_config *cfg, const char *pool,
     const char *task_id, np_error *err);
+/* A claim's token stays while its holder renews: free_slot acts only on
+ * the claim with the holder's token (0: any). */
 int np_lease_free_slot(redisContext *c, const np_config *cfg,
-    const char *pool, const char *inst, const char *task_id, np_error *err);
+    const char *pool, const char *inst, const char *task_id, int64_t token,
+    np_error *err);
+int np_lease_token(redisContext *c, const np_config *cfg, const char *pool,
+    const char *task_id, int64_t *token, np_error *err);
 int np_lease_recover(redisContext *c, const np_config *cfg,
     const np_pool *p, char ***ids, size_t *n, np_error *err);
 void np_pool_view_free(np_pool_view *v);
@@ -417,7 +422,7 @@ void np_proctitle_set(const char *name, const char *title);
 
 /* scan.c: one task run end to end on its leased scanner (np-scan(1));
  * returns np-scan's exit status (0, 1, 75, ...). cfg is borrowed. */
-int np_scan_task(np_config *cfg, const char *id);
+int np_scan_task(np_config *cfg, const char *id, int64_t token);
 
 /* nessus.c: the Nessus REST client (libcurl). Errors come back as
  * statuses: 75 transient (after the retries), 78 the scanner refused our

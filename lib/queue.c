@@ -183,7 +183,7 @@ to_queued(json_t *task, void *arg, np_error *err)
 
 /*
  * KEYS: claims, claimed, slots of the held scanner (or any key when none
- * is held), pinned, list, wake. ARGV: task, held (0/1). Drops the claim
+ * is held), pinned, list, wake, holders. ARGV: task, held (0/1). Drops the claim
  * and slot and queues the task in one step, so it is never in both
  * places and never in neither.
  */
@@ -193,6 +193,7 @@ static const char handback_lua[] =
 "  redis.call('HDEL', KEYS[2], ARGV[1])\n"
 "  redis.call('ZREM', KEYS[3], ARGV[1])\n"
 "  redis.call('SREM', KEYS[4], ARGV[1])\n"
+"  redis.call('HDEL', KEYS[7], ARGV[1])\n"
 "end\n"
 "redis.call('RPUSH', KEYS[5], ARGV[1])\n"
 "redis.call('LPUSH', KEYS[6], '1')\n"
@@ -210,8 +211,8 @@ int
 np_task_requeue(redisContext *c, const np_config *cfg, const char *id,
     const char *why, int attempts_delta, const char *held, np_error *err)
 {
-	char k[6][NP_KEYMAX];
-	const char *argv[8], *pool, *inst;
+	char k[7][NP_KEYMAX];
+	const char *argv[9], *pool, *inst;
 	json_t *task;
 	redisReply *r;
 	int rc, i;
@@ -233,11 +234,12 @@ np_task_requeue(redisContext *c, const np_config *cfg, const char *id,
 	else
 		np_key_pool(k[4], cfg, pool, "queue");
 	np_key_pool(k[5], cfg, pool, "wake");
-	for (i = 0; i < 6; i++)
+	np_key_pool(k[6], cfg, pool, "holders");
+	for (i = 0; i < 7; i++)
 		argv[i] = k[i];
-	argv[6] = id;
-	argv[7] = held ? "1" : "0";
-	if ((rc = np_redis_eval(c, handback_lua, 6, 8, argv, &r, err)) == 0) {
+	argv[7] = id;
+	argv[8] = held ? "1" : "0";
+	if ((rc = np_redis_eval(c, handback_lua, 7, 9, argv, &r, err)) == 0) {
 		freeReplyObject(r);
 		rc = np_index_put(c, cfg, task, err);
 	}

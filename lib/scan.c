@@ -33,6 +33,7 @@ typedef struct {
 	json_t *task;		/* our copy; the file is the record */
 	char dir[PATH_MAX];
 	long scan_id;
+	int64_t token;		/* of our claim (lease.c) */
 	bool maybe_created;	/* an earlier attempt may have made the scan */
 } scan;
 
@@ -578,8 +579,13 @@ run(scan *sc)
 		return status;
 	/* The scanner is done with it: the next scan may start there while
 	 * this one's export is fetched and checked. */
-	if (np_lease_free_slot(sc->c, sc->cfg, sc->pool, sc->s->instance_id,
-	    sc->id, &err) != 0)
+	if ((rc = np_lease_free_slot(sc->c, sc->cfg, sc->pool,
+	    sc->s->instance_id, sc->id, sc->token, &err)) == NP_NO) {
+		/* We outlived our lease: the slot and the task are the next
+		 * holder's now, and so is the rest of the work. */
+		np_warn("%s: this run outlived its lease and stops", err.msg);
+		return NP_ETEMP;
+	} else if (rc != 0)
 		np_warn("task %s: %s; its slot frees when it ends", sc->id,
 		    err.msg);
 	rc = download(sc, &verdict, &err);
@@ -634,8 +640,12 @@ leased_scanner(scan *sc)
 	return inst;
 }
 
+/*
+ * token: the claim's token, as np-worker took it; 0 reads it from Redis
+ * (np-scan run as a program).
+ */
 int
-np_scan_task(np_config *cfg, const char *id)
+np_scan_task(np_config *cfg, const char *id, int64_t token)
 {
 	scan sc = { 0 };
 	const np_pool *p;
@@ -658,6 +668,9 @@ np_scan_task(np_config *cfg, const char *id)
 	if ((inst = leased_scanner(&sc)) == NULL)
 		np_die(NP_EUNAVAIL, "task %s holds no scanner lease (np-worker "
 		    "takes tasks and leases their slots)", sc.id);
+	if ((sc.token = token) == 0 &&
+	    np_lease_token(sc.c, sc.cfg, sc.pool, sc.id, &sc.token, &err) != 0)
+		np_die_err(&err);
 	if ((sc.s = np_pool_scanner(p, inst)) == NULL)
 		np_die(NP_ETEMP, "task %s: leased scanner '%s' is no longer in "
 		    "the config", sc.id, inst);

@@ -147,8 +147,10 @@ settled() {
 		[ "$(rc zcard "$k")" = 0 ] ||
 			{ echo "$k not empty: $(rc zrange "$k" 0 -1)" >&2; bad=1; }
 	done
-	[ "$(rc hlen "np:{$pool}:claimed")" = 0 ] ||
-		{ echo "np:{$pool}:claimed not empty" >&2; bad=1; }
+	for k in claimed holders; do
+		[ "$(rc hlen "np:{$pool}:$k")" = 0 ] ||
+			{ echo "np:{$pool}:$k not empty" >&2; bad=1; }
+	done
 	for k in "np:{$pool}:queue" $(rc --scan --pattern "np:{$pool}:iq:*"); do
 		[ "$(rc llen "$k")" = 0 ] ||
 			{ echo "$k not empty: $(rc lrange "$k" 0 -1)" >&2; bad=1; }

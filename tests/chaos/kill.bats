@@ -330,15 +330,21 @@ storm() {
 	storm 24 12 stalls
 }
 
-@test "a worker frozen (SIGSTOP) past its lease with its np-scan: recovered elsewhere, it stops its np-scan on waking" {
-	# Long enough that both np-scans would still be polling at the check.
-	fake s1 POST /__fake/config '{"running_seconds":15}' > /dev/null
+# running SECONDS: a task (id) whose scan runs that long, its worker w1 and
+# its np-scan a.
+running() {
+	fake s1 POST /__fake/config "{\"running_seconds\":$1}" > /dev/null
 	id=$(enqueue)
 	start_worker
 	w1=$W
 	within 10 is "$id" nessus_status running
 	a=$(scan_pids "$id")
 	[ -n "$a" ]
+}
+
+@test "a worker frozen (SIGSTOP) past its lease with its np-scan: recovered elsewhere, it stops its np-scan on waking" {
+	# Long enough that both np-scans would still be polling at the check.
+	running 15
 	sid=$(task nessus_scan_id "$id")
 	# A paused VM, say: the worker and its np-scan stop renewing. (Not in
 	# the middle of a record write: that is the next test.)
@@ -372,6 +378,34 @@ storm() {
 	settled nessus "$id"
 	once s1 -- "$id"
 	json_watched
+}
+
+@test "a worker frozen (SIGSTOP) past its lease while its np-scan runs on: at the scan's end that np-scan stops, the next holder's slot untouched" {
+	running 4
+	# The worker stops renewing; its np-scan, a process of its own, polls on.
+	kill -STOP "$w1"
+	sleep 1.5
+	run -0 --separate-stderr np-housekeep
+	jq -e '.recovered == 1' <<< "$output"
+	start_worker
+	w2=$W
+	within 10 is "$id" attempts 2
+	[ "$(rc hget 'np:{nessus}:claimed' "$id")" = s1 ]
+	# Both np-scans see the scan end. The first one's claim is gone: it
+	# frees no slot (the one on s1 is the second holder's) and stops.
+	within 20 sh -c "! kill -0 $a 2> /dev/null || grep -q '^State:.Z' /proc/$a/status"
+	kill -CONT "$w1"
+	within 30 is "$id" status completed
+	kill -TERM "$w1" "$w2"
+	wait "$w1"
+	wait "$w2"
+	# Only the second holder fetched the export.
+	run -0 fake_requests s1 'select(.method == "POST" and (.path | endswith("/export")))'
+	[ "${#lines[@]}" -eq 1 ]
+	settled nessus "$id"
+	once s1 -- "$id"
+	json_watched
+	grep -q "task $id: claimed by another worker now: this run outlived its lease and stops" "$BATS_TEST_TMPDIR/w.log"
 }
 
 # stuck_writer ID: the record's lock is held by this shell (fd 9), as by a

@@ -130,14 +130,15 @@ main(void)
 	np_pool_view v;
 	np_error err;
 	char k[NP_KEYMAX];
-	int64_t first, stale;
+	int64_t first, stale, tok, tok1, tok2;
+	const char *inst;
 	long got;
 
 	if (getenv("NP_REDIS_URL") == NULL) {
 		printf("1..0 # SKIP NP_REDIS_URL not set\n");
 		return 0;
 	}
-	plan(31);
+	plan(39);
 	load("settings:\n  lease_ttl: 400ms\npools:\n  p:\n"
 	    "    - instance_id: only\n      url: https://127.0.0.1:1\n"
 	    "      access_key: a\n      secret_key: b\n"
@@ -250,6 +251,43 @@ main(void)
 	}
 	ok(zcard("p", "a") == 0 && zcard("p", "b") == 0,
 	    "recovered claims free their slots");
+
+	/* A holder that outlived its lease, and the task's next holder. */
+	flush();
+	np_key_pool(k, cfg, "p", "queue");
+	freeReplyObject(redisCommand(rc_, "LPUSH %s t", k));
+	np_lease_take(rc_, cfg, p, &v, &err);
+	tok1 = first = v.deadline;
+	np_pool_view_free(&v);
+	ok(np_lease_token(rc_, cfg, "p", "t", &tok, &err) == 0 && tok == tok1,
+	    "a claim's token is the deadline it was taken with");
+	msleep(5);
+	np_lease_renew(rc_, cfg, "p", "a", "t", &first, &err);
+	ok(np_lease_token(rc_, cfg, "p", "t", &tok, &err) == 0 && tok == tok1 &&
+	    first != tok1, "renewals move the deadline, not the token");
+	np_key_pool(k, cfg, "p", "claims");
+	freeReplyObject(redisCommand(rc_, "ZADD %s 1 t", k));
+	ok(recover(p) == 1 && np_lease_token(rc_, cfg, "p", "t", &tok, &err) ==
+	    0 && tok == 0, "recovery drops the token");
+	msleep(5);
+	np_lease_take(rc_, cfg, p, &v, &err);
+	tok2 = v.deadline;
+	inst = v.v[v.chosen].scanner->instance_id;
+	np_pool_view_free(&v);
+	ok(tok2 != tok1 && zcard("p", inst) == 1, "taken again, a new token");
+	ok(np_lease_free_slot(rc_, cfg, "p", inst, "t", tok1, &err) == NP_NO &&
+	    zcard("p", inst) == 1, "the old holder frees nothing: the slot is "
+	    "the new holder's");
+	ok(np_lease_free_slot(rc_, cfg, "p", inst, "t", tok2, &err) == 0 &&
+	    zcard("p", inst) == 0, "the new holder frees its slot");
+	np_key_inst(k, cfg, "p", "slots", inst);
+	freeReplyObject(redisCommand(rc_, "ZADD %s %lld t", k,
+	    (long long)tok2));
+	ok(np_lease_free_slot(rc_, cfg, "p", inst, "t", 0, &err) == 0 &&
+	    zcard("p", inst) == 0, "token 0: any holder's (np-scan by hand)");
+	ok(np_lease_release(rc_, cfg, "p", inst, "t", 0, &err) == 0 &&
+	    np_lease_token(rc_, cfg, "p", "t", &tok, &err) == 0 && tok == 0,
+	    "release drops the token");
 	redisFree(rc_);
 	np_config_free(cfg);
 	done();
