@@ -7,7 +7,6 @@
  * failed or timeout; 75: a transient failure, the task is still running.
  */
 #include <getopt.h>
-#include <signal.h>
 #include <stdlib.h>
 
 #include "np.h"
@@ -19,13 +18,6 @@ usage(int status)
 	exit(status);
 }
 
-static void
-on_signal(int sig)
-{
-	(void)sig;
-	np_interrupted = 1;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -34,7 +26,6 @@ main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct sigaction sa = { .sa_handler = on_signal };
 	np_config *cfg;
 	int ch, rc;
 
@@ -53,11 +44,7 @@ main(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		usage(NP_EUSAGE);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	/* A dropped Redis or scanner connection is an error to handle,
-	 * not a reason to die. */
-	signal(SIGPIPE, SIG_IGN);
+	np_scan_signals();
 	cfg = np_config_open();
 	rc = np_scan_task(cfg, argv[optind], 0);
 	np_config_free(cfg);

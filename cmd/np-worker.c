@@ -130,18 +130,10 @@ redis_ok(int rc, const np_error *err)
 	return false;
 }
 
-static void
-on_scan_signal(int sig)
-{
-	(void)sig;
-	np_interrupted = 1;
-}
-
 /* In the child: the task, as np-scan would run it; never returns. */
 static void
 run_scan(const char *id, int64_t token)
 {
-	struct sigaction sa = { .sa_handler = on_scan_signal };
 	char title[64];
 
 	if (scan_bin[0]) {
@@ -149,8 +141,7 @@ run_scan(const char *id, int64_t token)
 		fprintf(stderr, "np-worker: %s: %s\n", scan_bin, strerror(errno));
 		_exit(NP_ESOFTWARE);
 	}
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	np_scan_signals();
 	np_interrupted = 0;
 	/* The worker's connection is the worker's: the task opens its own. */
 	redisFree(rc_);
@@ -567,7 +558,7 @@ main(int argc, char **argv)
 	};
 	struct sigaction stop = { .sa_handler = on_stop };
 	struct sigaction hup = { .sa_handler = on_hup };
-	const char *list = NULL;
+	const char *list = NULL, *env;
 	int64_t next_renew = 0, next_recover = 0, next_dog = 0, tick, wait, dog;
 	long max = 0;
 	bool drain = false;
@@ -616,8 +607,8 @@ main(int argc, char **argv)
 	if (npools == 0)
 		np_die(NP_EUSAGE, "no pools to serve");
 	/* Another program per task (a wrapper, valgrind), else in-process. */
-	if (getenv("NP_SCAN_BIN") && *getenv("NP_SCAN_BIN"))
-		snprintf(scan_bin, sizeof(scan_bin), "%s", getenv("NP_SCAN_BIN"));
+	if ((env = getenv("NP_SCAN_BIN")) != NULL && *env)
+		snprintf(scan_bin, sizeof(scan_bin), "%s", env);
 	else
 		np_nessus_init();
 	sigaction(SIGTERM, &stop, NULL);

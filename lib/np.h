@@ -423,6 +423,7 @@ void np_proctitle_set(const char *name, const char *title);
 /* scan.c: one task run end to end on its leased scanner (np-scan(1));
  * returns np-scan's exit status (0, 1, 75, ...). cfg is borrowed. */
 int np_scan_task(np_config *cfg, const char *id, int64_t token);
+void np_scan_signals(void);
 
 /* nessus.c: the Nessus REST client (libcurl). Errors come back as
  * statuses: 75 transient (after the retries), 78 the scanner refused our

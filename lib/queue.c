@@ -183,9 +183,9 @@ to_queued(json_t *task, void *arg, np_error *err)
 
 /*
  * KEYS: claims, claimed, slots of the held scanner (or any key when none
- * is held), pinned, list, wake, holders. ARGV: task, held (0/1). Drops the claim
- * and slot and queues the task in one step, so it is never in both
- * places and never in neither.
+ * is held), pinned, list, wake, holders. ARGV: task, held (0/1). Drops
+ * the claim and slot and queues the task in one step, so it is never in
+ * both places and never in neither.
  */
 static const char handback_lua[] =
 "if ARGV[2] == '1' then\n"

@@ -13,6 +13,7 @@
  * its next step, leaving the Nessus scan running.
  */
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -605,6 +606,28 @@ run(scan *sc)
 	if ((rc = complete(sc, &err)) != 0)
 		np_die_err(&err);
 	return 0;
+}
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	np_interrupted = 1;
+}
+
+/*
+ * The signals of a task's run, in np-scan or np-worker's child: SIGTERM
+ * and SIGINT stop it at its next step; a dropped Redis or scanner
+ * connection is an error to handle, not a reason to die.
+ */
+void
+np_scan_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
 }
 
 /* Our slot frees as we exit: wake an idle worker to reap and refill it. */
