@@ -147,3 +147,14 @@ drain() {
 task() {
 	jq -r ".$1" "$NP_DATA_DIR/tasks/$2/task.json"
 }
+
+# within SECONDS CMD...: runs CMD every 50ms until it succeeds; fails
+# when SECONDS pass first.
+within() {
+	local end=$((SECONDS + $1 + 1)) t=$1
+	shift
+	while ! "$@"; do
+		[ "$SECONDS" -lt "$end" ] || { echo "not within ${t}s: $*" >&2; return 1; }
+		sleep 0.05
+	done
+}

@@ -51,6 +51,10 @@ clean() {
 	[ "$bad" = 0 ]
 }
 
+scan_completed() { # scan_completed ID: its Nessus scan has completed
+	[ "$(task nessus_status "$1")" = completed ]
+}
+
 @test "np-enqueue, np-select, np-status, np-metrics: no leaks" {
 	run -0 vg np-enqueue -n one -T 10.0.0.1
 	id=$(jq -r .task_id <<< "$output")
@@ -114,11 +118,7 @@ clean() {
 		--show-leak-kinds=definite,indirect --error-exitcode=99 \
 		--log-file="$VG/np-worker.%p" "$NP_BIN/np-worker" 3>&- &
 	w=$!
-	for _ in $(seq 600); do
-		[ "$(task nessus_status "$id")" = completed ] && break
-		sleep 0.05
-	done
-	[ "$(task nessus_status "$id")" = completed ]
+	within 30 scan_completed "$id"
 	sleep 0.5
 	kill -TERM "$w"
 	wait "$w"

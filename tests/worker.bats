@@ -40,10 +40,11 @@ scanning() {
 	id=$(enqueue)
 	np-worker 2> "$BATS_TEST_TMPDIR/w.log" &
 	w=$!
-	for _ in $(seq 100); do
-		[ "$(task nessus_scan_id "$id")" != null ] && break
-		sleep 0.05
-	done
+	within 5 has_scan "$id"
+}
+
+has_scan() {
+	[ "$(task nessus_scan_id "$1")" != null ]
 }
 
 @test "two workers, one 2-slot scanner: never more than 2 scans at once" {

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # tests/chaos/chaos.bash: helpers shared by the chaos tests (loaded after
 # ../helpers): processes started by a test and stopped by it, a fake
-# Nessus on a given port, waiting, and the checks every chaos test ends
+# Nessus on a given port, and the checks every chaos test ends
 # with (one terminal state per task, nothing left in Redis, one Nessus
 # scan and one launch per task, records always valid JSON).
 # shellcheck disable=SC2154
@@ -29,17 +29,6 @@ kill_tracked() {
 			kill -9 "$p" 2> /dev/null
 	done
 	return 0
-}
-
-# within SECONDS CMD...: runs CMD every 50ms until it succeeds; fails
-# when SECONDS pass first.
-within() {
-	local end=$((SECONDS + $1 + 1)) t=$1
-	shift
-	while ! "$@"; do
-		[ "$SECONDS" -lt "$end" ] || { echo "not within ${t}s: $*" >&2; return 1; }
-		sleep 0.05
-	done
 }
 
 # start_worker [ARGS]: np-worker in the background (its stderr appended
